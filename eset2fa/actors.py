@@ -1,0 +1,29 @@
+"""Who is acting: the local operator (full rights) or a console user authenticated with `--as`."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+
+ADMINISTRATOR = "Administrator"
+
+
+@dataclass(frozen=True)
+class Actor:
+    label: str  # what the audit log records: "local:<os user>" or the console user's name
+    user_id: int | None = None  # None for the local operator
+    is_admin: bool = False  # full rights: the local operator and the Administrator account
+
+    @property
+    def is_local(self) -> bool:
+        return self.user_id is None
+
+
+def local_operator() -> Actor:
+    """The person at this machine's shell, trusted like any local admin tool (README: trust)."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): fall back to the numeric uid
+        who = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return Actor(label=f"local:{who}", user_id=None, is_admin=True)

@@ -1,0 +1,132 @@
+"""The audit log: who did what to whom, when, and how it ended. Never a secret.
+
+Rows are hash-chained (each row's hash covers the previous row's hash), so `audit verify` detects a
+row edited or deleted after the fact by someone who can write the file but does not recompute the
+whole chain. Rows are written inside the caller's write transaction, so the audit row and the change
+it describes commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .clock import now_iso
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    actor: str
+    action: str
+    target: str | None
+    result: str
+    details: dict | None = None
+
+
+def _row_hash(prev_hash: str, at: str, event: AuditEvent, details_json: str) -> str:
+    material = "\x1f".join(
+        (prev_hash, at, event.actor, event.action, event.target or "", event.result, details_json)
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _last_hash(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    return row[0] if row else GENESIS
+
+
+def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
+    """Append events to the chain. Must run inside a write transaction (Store.write)."""
+    prev = _last_hash(conn)
+    at = now_iso()
+    rows = []
+    for event in events:
+        details_json = json.dumps(event.details, sort_keys=True) if event.details else ""
+        digest = _row_hash(prev, at, event, details_json)
+        rows.append(
+            (
+                at,
+                event.actor,
+                event.action,
+                event.target,
+                event.result,
+                details_json or None,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    conn.executemany(
+        "INSERT INTO audit (at, actor, action, target, result, details, prev_hash, hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return len(rows)
+
+
+def record(
+    conn: sqlite3.Connection,
+    actor: str,
+    action: str,
+    target: str | None,
+    result: str = "ok",
+    details: dict | None = None,
+) -> None:
+    record_many(conn, [AuditEvent(actor, action, target, result, details)])
+
+
+def list_events(
+    conn: sqlite3.Connection,
+    *,
+    user: str | None = None,
+    since: str | None = None,
+    action: str | None = None,
+    limit: int | None = 100,
+) -> list[dict]:
+    """The newest `limit` matching rows (all when limit is None), oldest first."""
+    clauses, params = [], []
+    if user:
+        clauses.append("(target = ? COLLATE NOCASE OR actor = ? COLLATE NOCASE)")
+        params += [user, user]
+    if since:
+        clauses.append("at >= ?")
+        params.append(since)
+    if action:
+        clauses.append("(action = ? OR action LIKE ?)")
+        params += [action, action + ".%"]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = (
+        f"SELECT id, at, actor, action, target, result, details FROM audit {where} ORDER BY id DESC"
+    )
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    rows = conn.execute(sql, params).fetchall()
+    events = []
+    for row in reversed(rows):
+        event = dict(row)
+        event["details"] = json.loads(event["details"]) if event["details"] else {}
+        events.append(event)
+    return events
+
+
+def verify_chain(conn: sqlite3.Connection) -> dict:
+    """Recompute the chain; report the first row whose hash or link does not match."""
+    prev = GENESIS
+    checked = 0
+    cursor = conn.execute(
+        "SELECT id, at, actor, action, target, result, details, prev_hash, hash"
+        " FROM audit ORDER BY id"
+    )
+    for row in cursor:
+        event = AuditEvent(row["actor"], row["action"], row["target"], row["result"])
+        expected = _row_hash(prev, row["at"], event, row["details"] or "")
+        if row["prev_hash"] != prev or row["hash"] != expected:
+            return {"ok": False, "rows_checked": checked, "first_bad_id": row["id"]}
+        prev = row["hash"]
+        checked += 1
+    return {"ok": True, "rows_checked": checked, "first_bad_id": None}

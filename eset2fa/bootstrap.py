@@ -1,0 +1,24 @@
+"""Creating a store: the database file (0600), its schema and the built-in Administrator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .db import Store, open_store
+from .errors import StateConflict
+from .users import ensure_administrator
+
+
+def init_store(path: Path, password: str | None) -> tuple[Store, str | None]:
+    """Create a new store at `path`; returns it and the generated Administrator password, if any.
+
+    An existing file is never touched: `init` on it is a state conflict (exit 6).
+    """
+    if path.exists() and path.stat().st_size > 0:
+        raise StateConflict(
+            f"A database already exists at {path}.",
+            "Use it as it is, or pass --db with a new path to create another store.",
+        )
+    store = open_store(path)
+    generated = ensure_administrator(store, password)
+    return store, generated

@@ -1,0 +1,154 @@
+"""The command line: global options, sub-app wiring, and the one place errors are rendered."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .context import Invocation
+from .errors import Eset2faError, StorageError
+from .output import Output
+
+# Global flags a person naturally types after the command (`user status alice --json`): they are
+# moved in front of the command before parsing, so they work in either place.
+_GLOBAL_FLAGS = {"--json", "--yes", "-y", "--as-password-stdin"}
+_GLOBAL_OPTIONS = {"--db", "--as"}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    front, rest = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        elif name in _GLOBAL_OPTIONS and "=" in arg:
+            front.append(arg)
+        elif arg in _GLOBAL_OPTIONS and i + 1 < len(args):
+            front.extend(args[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+class Eset2faGroup(TyperGroup):
+    """Root group: hoists global options and renders every Eset2faError in one place."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, hoist_global_options(list(args)))
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Eset2faError as error:
+            _render(ctx, error)
+            raise typer.Exit(int(error.exit_code)) from None
+        except sqlite3.DatabaseError as exc:
+            # "database disk image is malformed", "file is not a database", a lock held too long...
+            error = StorageError(
+                f"The database could not be read or written ({exc}).",
+                "Run `eset2fa db check`; if it is corrupt, restore with `eset2fa db restore`.",
+            )
+            _render(ctx, error)
+            raise typer.Exit(int(error.exit_code)) from None
+        finally:
+            state = ctx.obj
+            if isinstance(state, Invocation):
+                state.close()
+
+
+def _render(ctx, error: Eset2faError) -> None:
+    state = ctx.obj
+    output = state.output if isinstance(state, Invocation) else Output()
+    output.error(error.to_dict())
+
+
+app = typer.Typer(
+    cls=Eset2faGroup,
+    name="eset2fa",
+    help="Two-factor authentication administration for console users, over a local SQLite store.",
+    epilog="Exit codes: 0 ok, 1 check failed/OTP rejected, 2 usage, 3 not found, 4 locked, "
+    "5 permission denied, 6 state conflict, 7 delivery failed, 8 push denied/expired, "
+    "9 storage or key error, 130 interrupted.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # locals can hold secrets; errors are rendered by Eset2faGroup
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"eset2fa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    db: Path = typer.Option(
+        None,
+        "--db",
+        envvar="ESET2FA_DB",
+        help="Database file (default: eset2fa.db in the user data directory).",
+        show_default=False,
+    ),
+    json_mode: bool = typer.Option(
+        False, "--json", envvar="ESET2FA_JSON", help="Print one JSON document on stdout."
+    ),
+    as_name: str = typer.Option(
+        None,
+        "--as",
+        envvar="ESET2FA_AS",
+        metavar="NAME",
+        help="Act as console user NAME (authenticates; their Write permissions apply).",
+    ),
+    as_password_stdin: bool = typer.Option(
+        False, "--as-password-stdin", help="Read the --as user's password from stdin's first line."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm destructive steps."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Two-factor authentication administration for console users.
+
+    Global options may also follow the command: `eset2fa user status alice --json`.
+
+    Example:
+        eset2fa user add alice --group ops
+        eset2fa user enable alice --method totp
+        eset2fa user status alice --require active --json
+    """
+    from .paths import default_db_path
+
+    ctx.obj = Invocation(
+        db_path=Path(db).expanduser() if db else default_db_path(),
+        json_mode=json_mode,
+        as_name=as_name,
+        as_password_stdin=as_password_stdin,
+        assume_yes=yes,
+        output=Output(json_mode),
+    )
+
+
+def _wire() -> None:
+    from .commands import audit, db, init, user
+
+    app.command("init")(init.init)
+    app.add_typer(user.app, name="user")
+    app.add_typer(audit.app, name="audit")
+    app.add_typer(db.app, name="db")
+
+
+_wire()

@@ -1,0 +1,60 @@
+"""`eset2fa init`: create the store and the Administrator account."""
+
+from __future__ import annotations
+
+import typer
+
+from ..context import invocation, stdin_is_terminal
+
+
+def init(
+    ctx: typer.Context,
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the Administrator password from stdin."
+    ),
+) -> None:
+    """Create the store (database, schema) and the built-in Administrator account.
+
+    Without --password-stdin you are asked for the password on a terminal (empty input generates
+    one); without a terminal a password is generated and printed once on stderr. Other commands
+    create the store the same way on first use.
+
+    Example:
+        eset2fa init
+        printf '%s\\n' "$ADMIN_PASSWORD" | eset2fa --db /srv/2fa/eset2fa.db init --password-stdin
+    """
+    from ..bootstrap import init_store
+    from ..passwords import validate
+
+    inv = invocation(ctx)
+    password = None
+    if password_stdin:
+        password = validate(inv.read_secret("Administrator password", from_stdin=True))
+    elif stdin_is_terminal() and not inv.json_mode:
+        typed = typer.prompt(
+            "Administrator password (empty to generate one)",
+            default="",
+            hide_input=True,
+            show_default=False,
+            err=True,
+        )
+        if typed:
+            validate(typed)
+            again = typer.prompt("Repeat for confirmation", hide_input=True, err=True)
+            if again != typed:
+                raise typer.BadParameter("The two passwords differ.")
+            password = typed
+    store, generated = init_store(inv.db_path, password)
+    inv.use_store(store)
+    result = {
+        "db": str(inv.db_path),
+        "administrator": "Administrator",
+        "password_generated": bool(generated),
+    }
+    inv.output.result(
+        result, lambda: inv.output.message(f"Created the eset2fa store at {inv.db_path}")
+    )
+    if generated:
+        inv.output.notice(
+            f"Administrator password (shown once, store it safely): [bold]{generated}[/]"
+        )

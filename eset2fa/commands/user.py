@@ -1,0 +1,330 @@
+"""`eset2fa user ...`: console users, their groups, grants and status."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from ..context import invocation
+
+app = typer.Typer(
+    help="Manage console users, their permissions and two-factor state.", no_args_is_help=True
+)
+
+
+class State(StrEnum):
+    disabled = "disabled"
+    pending = "pending"
+    active = "active"
+
+
+class Requirement(StrEnum):
+    active = "active"
+    pending = "pending"
+    disabled = "disabled"
+    enabled = "enabled"
+    locked = "locked"
+    unlocked = "unlocked"
+
+
+def _status_line(status: dict) -> str:
+    lock = "[bold red]locked[/]" if status["locked"] else "unlocked"
+    method = f" ({status['method']})" if status["method"] else ""
+    return (
+        f"[bold]{status['name']}[/]: 2FA {status['state']}{method}, {lock}, "
+        f"{status['fail_count']} failed OTP attempt(s)"
+    )
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: str = typer.Argument(None, help="The new user's name (omit with --from-file)."),
+    group: str = typer.Option(None, "--group", "-g", help="The user's group."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the user's password from stdin."
+    ),
+    from_file: str = typer.Option(
+        None,
+        "--from-file",
+        "-f",
+        metavar="FILE|-",
+        help="Add many users: one name per line, or CSV name,group; '-' reads stdin.",
+    ),
+) -> None:
+    """Add a console user, or many from a file in one transaction.
+
+    Users added without a password cannot sign in until one is set.
+
+    Example:
+        eset2fa user add alice --group ops
+        printf '%s\\n' "$PW" | eset2fa user add bob --password-stdin
+        eset2fa user add --from-file staff.csv --json
+    """
+    from .. import users
+    from ..errors import UsageError
+
+    inv = invocation(ctx)
+    if from_file is not None:
+        if name is not None or password_stdin:
+            raise UsageError(
+                "Give either NAME or --from-file, not both.",
+                "Users added from a file get no password.",
+            )
+        _add_from_file(inv, from_file, group)
+        return
+    if name is None:
+        raise UsageError("Missing the user NAME.", "Example: eset2fa user add alice")
+    users.validate_name(name)
+    actor = inv.actor
+    password = inv.read_secret(f"Password for {name}", from_stdin=True) if password_stdin else None
+    status = users.add_user(inv.store, actor, name, group=group, password=password)
+    inv.output.result(
+        status,
+        lambda: inv.output.message(
+            f"Added user [bold]{status['name']}[/]" + (f" in group {group}" if group else "")
+        ),
+    )
+
+
+def _read_lines(source: str) -> list[str]:
+    from ..errors import NotFound
+
+    if source == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return Path(source).read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise NotFound(f"No file {source!r}.", "Give a path to a file, or '-' for stdin.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        from ..errors import UsageError
+
+        raise UsageError(f"Cannot read {source!r}: {exc}.") from None
+
+
+def _add_from_file(inv, source: str, group: str | None) -> None:
+    from .. import users
+
+    if group is not None:
+        users.validate_name(group, "group name")
+    entries, rejected = users.parse_user_lines(_read_lines(source))
+    actor = inv.actor
+    store = inv.store
+    with inv.output.progress(len(entries), "Adding users") as advance:
+        results = users.add_users_bulk(store, actor, entries, default_group=group, progress=advance)
+    results = sorted(results + rejected, key=lambda r: r["line"])
+    counts: dict[str, int] = {}
+    for row in results:
+        counts[row["result"]] = counts.get(row["result"], 0) + 1
+    failed = sum(n for result, n in counts.items() if result != "added")
+
+    def human() -> None:
+        problems = [r for r in results if r["result"] != "added"]
+        if problems:
+            inv.output.table(
+                ["line", "name", "result"],
+                [(r["line"], r["name"], r["result"]) for r in problems[:50]],
+                title="Lines not added",
+            )
+            if len(problems) > 50:
+                inv.output.message(f"... and {len(problems) - 50} more (use --json for all)")
+        summary = ", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "no lines"
+        inv.output.message(f"Users from {source}: {summary}")
+
+    inv.output.result({"counts": counts, "results": results}, human)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    group: str = typer.Option(None, "--group", "-g", help="Only users of this group."),
+    state: State = typer.Option(None, "--state", help="Only users in this 2FA state."),
+    locked: bool = typer.Option(
+        None, "--locked/--unlocked", help="Only locked / unlocked users.", show_default=False
+    ),
+    limit: int = typer.Option(None, "--limit", min=1, help="At most this many users."),
+) -> None:
+    """List users with their two-factor state.
+
+    Example:
+        eset2fa user list --state pending
+        eset2fa user list --group ops --locked --json
+    """
+    from .. import users
+
+    inv = invocation(ctx)
+    rows = users.list_users(
+        inv.store.conn,
+        group=group,
+        state=state.value if state else None,
+        locked=locked,
+        limit=limit,
+    )
+
+    def human() -> None:
+        inv.output.table(
+            ["name", "group", "2FA", "method", "locked", "failed OTPs"],
+            [
+                (
+                    r["name"],
+                    r["group"],
+                    r["state"],
+                    r["method"],
+                    "yes" if r["locked"] else "",
+                    r["fail_count"],
+                )
+                for r in rows
+            ],
+        )
+        inv.output.notice(f"{len(rows)} user(s)")
+
+    inv.output.result(rows, human)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+    """Show everything about one user (never their secret).
+
+    Example:
+        eset2fa user show alice
+    """
+    from .. import users
+
+    inv = invocation(ctx)
+    details = users.user_details(inv.store.conn, name)
+
+    def human() -> None:
+        grants = (
+            ", ".join(
+                f"user {g['write_user']}" if "write_user" in g else f"group {g['write_group']}"
+                for g in details["grants"]
+            )
+            or "none"
+        )
+        inv.output.fields(
+            [
+                ("name", details["name"]),
+                ("group", details["group"]),
+                ("2FA state", details["state"]),
+                ("method", details["method"]),
+                ("locked", "yes" if details["locked"] else "no"),
+                ("failed OTP attempts", details["fail_count"]),
+                ("phone", details["phone"]),
+                ("password set", "yes" if details["has_password"] else "no"),
+                ("built-in", "yes" if details["builtin"] else "no"),
+                ("created", details["created_at"]),
+                ("2FA enabled", details["enabled_at"]),
+                ("2FA activated", details["activated_at"]),
+                ("locked at", details["locked_at"]),
+                ("Write over", grants),
+            ]
+        )
+
+    inv.output.result(details, human)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user's name."),
+    require: list[Requirement] = typer.Option(
+        None,
+        "--require",
+        "-r",
+        help="Exit 1 unless the user is in this state (repeatable).",
+    ),
+) -> None:
+    """Print a user's two-factor state; with --require, check it (exit 1 if not met).
+
+    Example:
+        eset2fa user status alice --require active --require unlocked --json
+    """
+    from .. import users
+
+    inv = invocation(ctx)
+    result = users.user_status(inv.store.conn, name)
+    checks = {r.value: users.meets(result, r.value) for r in (require or [])}
+    if checks:
+        result["checks"] = checks
+        result["ok"] = all(checks.values())
+    inv.output.result(result, lambda: inv.output.message(_status_line(result)))
+    failed = [r for r, ok in checks.items() if not ok]
+    if failed:
+        inv.output.notice(f"Requirement not met: {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+    """Delete a user (not the built-in Administrator). Asks first unless --yes.
+
+    Example:
+        eset2fa user delete bob --yes
+    """
+    from .. import users
+
+    inv = invocation(ctx)
+    actor = inv.actor
+    users.get_user(inv.store.conn, name, "id")  # not found before asking
+    inv.confirm(f"Delete user {name}?")
+    result = users.delete_user(inv.store, actor, name)
+    inv.output.result(result, lambda: inv.output.message(f"Deleted user {result['name']}"))
+
+
+@app.command("grant")
+def grant(
+    ctx: typer.Context,
+    grantee: str = typer.Argument(..., metavar="ACTOR", help="The user who gets the permission."),
+    write: str = typer.Option(None, "--write", metavar="USER", help="Write over this user."),
+    write_group: str = typer.Option(
+        None, "--write-group", metavar="GROUP", help="Write over every user of this group."
+    ),
+) -> None:
+    """Give a console user Write permission over a user or a group.
+
+    Example:
+        eset2fa user grant helpdesk --write-group ops
+        eset2fa user grant carol --write alice
+    """
+    from .. import users
+
+    inv = invocation(ctx)
+    result = users.grant(inv.store, inv.actor, grantee, write_user=write, write_group=write_group)
+    inv.output.result(
+        result,
+        lambda: inv.output.message(
+            f"{result['name']} has Write over {result['granted']}"
+            + ("" if result["new"] else " (already had it)")
+        ),
+    )
+
+
+@app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    grantee: str = typer.Argument(..., metavar="ACTOR", help="The user who loses the permission."),
+    write: str = typer.Option(None, "--write", metavar="USER", help="Write over this user."),
+    write_group: str = typer.Option(
+        None, "--write-group", metavar="GROUP", help="Write over this group."
+    ),
+) -> None:
+    """Take back a Write permission given with `user grant`.
+
+    Example:
+        eset2fa user revoke helpdesk --write-group ops
+    """
+    from .. import users
+
+    inv = invocation(ctx)
+    result = users.revoke(inv.store, inv.actor, grantee, write_user=write, write_group=write_group)
+    inv.output.result(
+        result,
+        lambda: inv.output.message(
+            f"{result['name']} no longer has Write over {result['revoked']}"
+        ),
+    )

@@ -1,0 +1,113 @@
+"""What one command invocation runs with: the store, the acting user, output and input helpers.
+
+Commands get it with `invocation(ctx)`. The store is opened, and `--as` authenticated, only when a
+command first asks, so `--help` never touches the database or prompts.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .actors import Actor, local_operator
+from .errors import UsageError
+from .output import Output
+
+
+def stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:  # closed stdin
+        return False
+
+
+@dataclass
+class Invocation:
+    db_path: Path
+    json_mode: bool = False
+    as_name: str | None = None
+    as_password_stdin: bool = False
+    assume_yes: bool = False
+    output: Output = field(default_factory=Output)
+    _store: object = None
+    _actor: Actor | None = None
+
+    # -- store --------------------------------------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            from .db import open_store
+
+            self._store = open_store(self.db_path)
+            if self._store.created:
+                self._bootstrap()
+        return self._store
+
+    def _bootstrap(self) -> None:
+        """First use: create the Administrator with a generated password, shown once."""
+        from .users import ensure_administrator
+
+        generated = ensure_administrator(self._store)
+        self.output.notice(f"Created a new eset2fa store at {self.db_path}")
+        if generated:
+            self.output.notice(
+                f"Administrator password (shown once, store it safely): [bold]{generated}[/]"
+            )
+
+    def use_store(self, store) -> None:
+        """Adopt a store opened elsewhere (init creates its own); closed with the invocation."""
+        self._store = store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- acting user --------------------------------------------------------------------------
+    @property
+    def actor(self) -> Actor:
+        if self._actor is None:
+            if self.as_name is None:
+                self._actor = local_operator()
+            else:
+                from .authn import authenticate_actor
+
+                password = self.read_secret(
+                    f"Password for {self.as_name}", from_stdin=self.as_password_stdin
+                )
+                self._actor = authenticate_actor(self.store, self.as_name, password)
+        return self._actor
+
+    # -- input --------------------------------------------------------------------------------
+    def read_secret(self, prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:
+        """A secret from the next line of stdin, or a hidden prompt on a terminal."""
+        if from_stdin:
+            line = sys.stdin.readline()
+            if not line:
+                raise UsageError(f"{prompt}: standard input ended before a line was read.")
+            return line.rstrip("\r\n")
+        if not stdin_is_terminal():
+            raise UsageError(
+                f"{prompt}: no terminal to prompt on.",
+                "Pipe it in with the matching --...-stdin option.",
+            )
+        import typer
+
+        return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+
+    def confirm(self, question: str) -> None:
+        """Ask before a destructive step; --yes answers yes; no terminal and no --yes refuses."""
+        if self.assume_yes:
+            return
+        if not stdin_is_terminal():
+            raise UsageError(f"{question} Refusing without a terminal.", "Pass --yes to confirm.")
+        import typer
+
+        if not typer.confirm(question, default=False, err=True):
+            raise typer.Abort()
+
+
+def invocation(ctx) -> Invocation:
+    """The Invocation the root callback stored on the click context."""
+    return ctx.find_root().obj

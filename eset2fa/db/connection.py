@@ -1,0 +1,157 @@
+"""Opening the store: validate before touching, create on first use, migrate, set pragmas.
+
+A file that is not an eset2fa database (not SQLite, another application's SQLite file, a newer
+schema) is refused before anything is written to it, so the file stays byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import NotFound, StorageError
+from .migrations import LATEST_VERSION, MIGRATIONS
+
+APPLICATION_ID = 0x45324641  # "E2FA": marks the file as ours in the SQLite header
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_RESTORE_HINT = "Check the path, or restore a backup with `eset2fa db restore`."
+
+
+class Store:
+    """An open eset2fa database: an autocommit sqlite3 connection plus explicit transactions."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, created: bool) -> None:
+        self.conn = conn
+        self.path = path
+        self.created = created  # True when this process created the file (first use)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (BEGIN IMMEDIATE): read-modify-write never races."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _create_file(path: Path) -> bool:
+    """Create an empty database file with mode 0600; False if another process won the race."""
+    from ..paths import ensure_private_dir
+
+    ensure_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _inspect(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
+    """(application_id, user_version), refusing non-databases and foreign or newer stores."""
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(
+            f"{path} is not a readable SQLite database ({exc}).", _RESTORE_HINT
+        ) from exc
+    if app_id != APPLICATION_ID and (app_id != 0 or has_tables):
+        raise StorageError(
+            f"{path} is an SQLite database of another application, not an eset2fa store.",
+            "Point --db or ESET2FA_DB at an eset2fa database, or at a new path to create one.",
+        )
+    if version > LATEST_VERSION:
+        raise StorageError(
+            f"{path} has schema version {version}; this eset2fa knows up to {LATEST_VERSION}.",
+            "Upgrade eset2fa to a version that knows this schema; the file was not changed.",
+        )
+    return app_id, version
+
+
+def open_store(path: Path, *, create: bool = True) -> Store:
+    """Open (and on first use create) the store at `path`, migrating it to the latest schema."""
+    path = Path(path)
+    created = False
+    if not path.exists():
+        if not create:
+            raise NotFound(f"No eset2fa database at {path}.", "Run `eset2fa init` to create one.")
+        created = _create_file(path)
+    elif path.is_dir():
+        raise StorageError(f"{path} is a directory, not a database file.", _RESTORE_HINT)
+
+    try:
+        conn = _connect(path)
+    except sqlite3.Error as exc:
+        raise StorageError(f"Cannot open {path}: {exc}.", "Check the file's permissions.") from exc
+    try:
+        app_id, version = _inspect(conn, path)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(
+            "PRAGMA synchronous = FULL"
+        )  # durable: a confirmed lockout survives power loss
+        if version < LATEST_VERSION:
+            migrate(conn)
+            created = created or version == 0
+    except BaseException:
+        conn.close()
+        raise
+    return Store(conn, path, created)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations in one write transaction; returns the names applied."""
+    from ..clock import now_iso
+
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")  # persistent; cannot run inside a transaction
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > LATEST_VERSION:
+            raise StorageError("The database was upgraded by a newer eset2fa meanwhile.")
+        applied = []
+        for name, step in MIGRATIONS[version:]:
+            step(conn)
+            conn.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, now_iso())
+            )
+            applied.append(name)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return applied
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[dict[str, str]]:
+    rows = conn.execute("SELECT name, applied_at FROM schema_migrations ORDER BY name").fetchall()
+    return [dict(row) for row in rows]

@@ -1,0 +1,96 @@
+"""Versioned schema migrations: named functions, applied in order, recorded in the database.
+
+The applied count is mirrored in `PRAGMA user_version` (it lives in the file header), so opening an
+up-to-date store costs one header read; the names and times are in `schema_migrations`.
+Append new migrations at the end of `MIGRATIONS`; never edit or reorder one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Migration = tuple[str, Callable[[sqlite3.Connection], None]]
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT the surrounding transaction; run statements one by one instead,
+    # cutting the script where SQLite itself sees a complete statement (comments may hold ';').
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        conn.execute(statement)
+
+
+def m0001_initial(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """
+        CREATE TABLE schema_migrations (
+            name TEXT PRIMARY KEY,
+            applied_at TEXT NOT NULL
+        );
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+            group_name TEXT COLLATE NOCASE,
+            password_hash TEXT,
+            builtin INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            -- two-factor state, filled by enrollment
+            method TEXT CHECK (method IN ('totp', 'push')),
+            state TEXT NOT NULL DEFAULT 'disabled'
+                CHECK (state IN ('disabled', 'pending', 'active')),
+            secret BLOB,            -- AES-256-GCM ciphertext bound to the user, never plain
+            phone TEXT,             -- E.164; set once, cleared only by disabling 2FA
+            fail_count INTEGER NOT NULL DEFAULT 0,
+            locked INTEGER NOT NULL DEFAULT 0,
+            locked_at TEXT,
+            last_step INTEGER,      -- last accepted TOTP time step (replay protection)
+            enabled_at TEXT,
+            activated_at TEXT
+        );
+        CREATE INDEX users_group ON users (group_name);
+        CREATE INDEX users_state ON users (state);
+        CREATE TABLE grants (
+            id INTEGER PRIMARY KEY,
+            actor_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            target_user_id INTEGER REFERENCES users (id) ON DELETE CASCADE,
+            target_group TEXT COLLATE NOCASE,
+            created_at TEXT NOT NULL,
+            CHECK ((target_user_id IS NULL) <> (target_group IS NULL))
+        );
+        CREATE UNIQUE INDEX grants_user ON grants (actor_id, target_user_id)
+            WHERE target_user_id IS NOT NULL;
+        CREATE UNIQUE INDEX grants_group ON grants (actor_id, target_group)
+            WHERE target_group IS NOT NULL;
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            result TEXT NOT NULL,
+            details TEXT,           -- JSON, never a secret
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL      -- sha256 over prev_hash and this row: edits break the chain
+        );
+        CREATE INDEX audit_target ON audit (target COLLATE NOCASE);
+        CREATE INDEX audit_at ON audit (at)
+        """,
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    ("0001_initial", m0001_initial),
+]
+
+LATEST_VERSION = len(MIGRATIONS)

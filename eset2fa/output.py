@@ -1,0 +1,122 @@
+"""The one output helper: data goes to stdout (rich or one JSON document), the rest to stderr.
+
+rich is imported only when something is rendered for a person, so `--json` status checks start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+
+class Output:
+    def __init__(self, json_mode: bool = False) -> None:
+        self.json_mode = json_mode
+        self._out = None
+        self._err = None
+
+    # -- consoles -----------------------------------------------------------------------------
+    @property
+    def out(self):
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(highlight=False, soft_wrap=False)
+        return self._out
+
+    @property
+    def err(self):
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False)
+        return self._err
+
+    # -- results ------------------------------------------------------------------------------
+    def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
+        """Print a command's result: the JSON document, or the human rendering."""
+        if self.json_mode:
+            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+            sys.stdout.flush()
+        elif human is not None:
+            human()
+        else:
+            self.out.print_json(data=data)
+
+    def message(self, text: str) -> None:
+        """A one-line human result (stdout); silent in JSON mode, where the document says it."""
+        if not self.json_mode:
+            self.out.print(text)
+
+    def notice(self, text: str) -> None:
+        """Information for a person, never data: always stderr."""
+        self.err.print(text)
+
+    def warn(self, text: str) -> None:
+        self.err.print(f"[bold yellow]Warning:[/] {text}")
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        title: str | None = None,
+    ) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, show_lines=False, header_style="bold")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        self.out.print(table)
+
+    def fields(self, pairs: Sequence[tuple[str, Any]], title: str | None = None) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in pairs:
+            table.add_row(key, "" if value is None else str(value))
+        self.out.print(table)
+
+    def error(self, payload: dict) -> None:
+        """An error: one line and a hint on stderr; with --json also the document on stdout."""
+        if self.json_mode:
+            sys.stdout.write(json.dumps({"error": payload}, indent=2) + "\n")
+            sys.stdout.flush()
+        from rich.markup import escape
+
+        line = f"[bold red]Error:[/] {escape(payload['message'])}"
+        if payload.get("hint"):
+            line += f"\n[dim]Hint:[/] {escape(payload['hint'])}"
+        self.err.print(line)
+
+    # -- progress -----------------------------------------------------------------------------
+    @contextmanager
+    def progress(self, total: int, description: str) -> Iterator[Callable[[int], None]]:
+        """A progress bar on stderr for long work, shown only when stderr is a terminal."""
+        if total < 2000 or not sys.stderr.isatty():
+            yield lambda _n: None
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n: bar.advance(task, n)

@@ -1,0 +1,99 @@
+"""Write permission over users (SPEC S2): grants of Write over a user or over a group.
+
+The local operator and the Administrator account have Write over everyone. A console user acting
+with `--as` may change a user only with a grant over that user or over the user's group. Granting is
+itself a change: the acting user must hold Write over both the grantee and the target, so no one can
+hand out more than they have.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from .actors import Actor
+from .errors import NotFound, PermissionDenied
+
+
+@dataclass(frozen=True)
+class WriteScope:
+    """The users and groups an actor may change, loaded once (bulk commands check many users)."""
+
+    everyone: bool
+    user_ids: frozenset[int]
+    groups: frozenset[str]  # lower-cased
+
+    def covers(self, user_id: int, group: str | None) -> bool:
+        if self.everyone or user_id in self.user_ids:
+            return True
+        return group is not None and group.lower() in self.groups
+
+    def covers_group(self, group: str) -> bool:
+        return self.everyone or group.lower() in self.groups
+
+
+def write_scope(conn: sqlite3.Connection, actor: Actor) -> WriteScope:
+    if actor.is_admin:
+        return WriteScope(True, frozenset(), frozenset())
+    rows = conn.execute(
+        "SELECT target_user_id, target_group FROM grants WHERE actor_id = ?", (actor.user_id,)
+    ).fetchall()
+    user_ids = frozenset(r[0] for r in rows if r[0] is not None)
+    groups = frozenset(r[1].lower() for r in rows if r[1] is not None)
+    return WriteScope(False, user_ids, groups)
+
+
+def require_write(conn: sqlite3.Connection, actor: Actor, user: sqlite3.Row) -> None:
+    if not write_scope(conn, actor).covers(user["id"], user["group_name"]):
+        raise PermissionDenied(
+            f"{actor.label} has no Write permission over {user['name']}.",
+            f"Ask an administrator: eset2fa user grant {actor.label} --write {user['name']}",
+        )
+
+
+def require_group_write(conn: sqlite3.Connection, actor: Actor, group: str) -> None:
+    if not write_scope(conn, actor).covers_group(group):
+        raise PermissionDenied(
+            f"{actor.label} has no Write permission over group {group}.",
+            f"Ask an administrator: eset2fa user grant {actor.label} --write-group {group}",
+        )
+
+
+def list_grants(conn: sqlite3.Connection, actor_id: int) -> list[dict]:
+    rows = conn.execute(
+        "SELECT u.name AS user, g.target_group AS grp FROM grants g"
+        " LEFT JOIN users u ON u.id = g.target_user_id WHERE g.actor_id = ? ORDER BY g.id",
+        (actor_id,),
+    ).fetchall()
+    return [{"write_user": r["user"]} if r["user"] else {"write_group": r["grp"]} for r in rows]
+
+
+def add_grant(
+    conn: sqlite3.Connection, grantee_id: int, target_user_id: int | None, target_group: str | None
+) -> bool:
+    """True if the grant was new."""
+    from .clock import now_iso
+
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO grants (actor_id, target_user_id, target_group, created_at)"
+        " VALUES (?, ?, ?, ?)",
+        (grantee_id, target_user_id, target_group, now_iso()),
+    )
+    return cursor.rowcount == 1
+
+
+def remove_grant(
+    conn: sqlite3.Connection, grantee_id: int, target_user_id: int | None, target_group: str | None
+) -> None:
+    if target_user_id is not None:
+        cursor = conn.execute(
+            "DELETE FROM grants WHERE actor_id = ? AND target_user_id = ?",
+            (grantee_id, target_user_id),
+        )
+    else:
+        cursor = conn.execute(
+            "DELETE FROM grants WHERE actor_id = ? AND target_group = ? COLLATE NOCASE",
+            (grantee_id, target_group),
+        )
+    if cursor.rowcount == 0:
+        raise NotFound("No such grant.", "List a user's grants with `eset2fa user show NAME`.")
