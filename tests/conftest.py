@@ -1,0 +1,93 @@
+"""Every test runs the real CLI against a real SQLite file in its own temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eset2fa.cli import app
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path, monkeypatch):
+    """No ESET2FA_* from the developer's shell, data dir in tmp_path, a plain terminal."""
+    for name in list(os.environ):
+        if name.startswith("ESET2FA_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ESET2FA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "dumb")
+    monkeypatch.setenv("COLUMNS", "200")
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def cli(db_path):
+    """Run `eset2fa --db <tmp store> ARGS...` in-process; returns exit code, stdout, stderr."""
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, db: Path | None = None) -> Run:
+        result = runner.invoke(app, ["--db", str(db or db_path), *args], input=input)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Run(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+@pytest.fixture
+def store(cli, db_path) -> Path:
+    """A created store (first use) with the Administrator; returns its path."""
+    assert cli("user", "list").exit_code == 0
+    return db_path
+
+
+@pytest.fixture
+def sql(db_path):
+    """Query the store directly, as a second opinion on what the CLI reports."""
+
+    def query(statement: str, params: tuple = ()) -> list[sqlite3.Row]:
+        conn = sqlite3.connect(db_path)
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(statement, params).fetchall()
+        finally:
+            conn.close()
+
+    return query
+
+
+def run_process(*args: str, input: str | None = None, env: dict | None = None, timeout=60):
+    """The CLI as a separate process (`python -m eset2fa`), for multi-process and signal tests."""
+    return subprocess.run(
+        [sys.executable, "-m", "eset2fa", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
