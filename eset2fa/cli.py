@@ -143,12 +143,14 @@ def main(
 
 
 def _wire() -> None:
-    from .commands import audit, db, init, user
+    from .commands import audit, config, db, init, outbox, user
 
     app.command("init")(init.init)
     app.add_typer(user.app, name="user")
     app.add_typer(audit.app, name="audit")
     app.add_typer(db.app, name="db")
+    app.add_typer(config.app, name="config")
+    app.command("outbox")(outbox.outbox)
 
 
 _wire()

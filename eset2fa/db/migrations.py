@@ -89,8 +89,33 @@ def m0001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0002_config_and_outbox(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """
+        CREATE TABLE config (
+            key TEXT PRIMARY KEY,
+            value TEXT,             -- plain settings
+            secret BLOB,            -- credentials: AES-256-GCM with the master key
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            channel TEXT NOT NULL CHECK (channel IN ('sms', 'push')),
+            recipient TEXT NOT NULL,
+            user_name TEXT,
+            body TEXT NOT NULL,
+            data TEXT               -- JSON: push actions, request id
+        );
+        CREATE INDEX outbox_user ON outbox (user_name COLLATE NOCASE)
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
+    ("0002_config_and_outbox", m0002_config_and_outbox),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,90 @@
+"""`eset2fa config ...`: settings stored in the database (secrets encrypted, never shown)."""
+
+from __future__ import annotations
+
+import typer
+
+from ..context import invocation, stdin_is_terminal
+
+app = typer.Typer(
+    help="Show and change settings (policy, SMS and push transports).", no_args_is_help=True
+)
+
+
+@app.command("show")
+def show(ctx: typer.Context) -> None:
+    """Show every setting and its value; secrets only as (set) / (not set).
+
+    Example:
+        eset2fa config show --json
+    """
+    from .. import config
+
+    inv = invocation(ctx)
+    rows = config.show(inv.store.conn)
+    inv.output.result(
+        rows,
+        lambda: inv.output.table(
+            ["key", "value", "", "meaning"],
+            [(r["key"], r["value"], "default" if r["default"] else "set", r["help"]) for r in rows],
+        ),
+    )
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: str = typer.Argument(..., help="The setting, e.g. lockout.max_failures."),
+    value: str = typer.Argument(..., help="Its new value."),
+) -> None:
+    """Change a setting (secrets are refused here: use `config set-secret`).
+
+    Example:
+        eset2fa config set lockout.max_failures 5
+        eset2fa config set sms.transport http
+    """
+    from .. import config
+
+    inv = invocation(ctx)
+    config.parse_value(key, value)  # a bad key or value fails before --as asks for a password
+    result = config.set_value(inv.store, inv.actor, key, value)
+    inv.output.result(result, lambda: inv.output.message(f"{key} = {result['value']}"))
+
+
+@app.command("set-secret")
+def set_secret(
+    ctx: typer.Context,
+    key: str = typer.Argument(..., help="The secret setting, e.g. twilio.auth_token."),
+) -> None:
+    """Store a credential encrypted with the store's key (hidden prompt, or stdin when piped).
+
+    Example:
+        eset2fa config set-secret twilio.auth_token
+        printf '%s\\n' "$TOKEN" | eset2fa config set-secret ntfy.publish_token
+    """
+    from .. import config
+
+    inv = invocation(ctx)
+    setting = config.setting_for(key)
+    if not setting.secret:
+        from ..errors import UsageError
+
+        raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
+    actor = inv.actor
+    value = inv.read_secret(f"Value for {key}", from_stdin=not stdin_is_terminal())
+    result = config.set_secret(inv.store, actor, key, value)
+    inv.output.result(result, lambda: inv.output.message(f"{key} stored (encrypted)"))
+
+
+@app.command("unset")
+def unset(ctx: typer.Context, key: str = typer.Argument(..., help="The setting.")) -> None:
+    """Return a setting to its default (and forget a stored secret).
+
+    Example:
+        eset2fa config unset sms.transport
+    """
+    from .. import config
+
+    inv = invocation(ctx)
+    result = config.unset(inv.store, inv.actor, key)
+    inv.output.result(result, lambda: inv.output.message(f"{key} back to its default"))

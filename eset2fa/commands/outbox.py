@@ -1,0 +1,32 @@
+"""`eset2fa outbox`: the messages the embedded transport kept instead of sending."""
+
+from __future__ import annotations
+
+import typer
+
+from ..context import invocation
+
+
+def outbox(
+    ctx: typer.Context,
+    user: str = typer.Option(None, "--user", "-u", help="Only messages for this user."),
+    channel: str = typer.Option(None, "--channel", help="Only sms or push."),
+    limit: int = typer.Option(100, "--limit", min=0, help="The newest N messages; 0 for all."),
+) -> None:
+    """List SMS and push messages kept by the embedded outbox transport (the default).
+
+    Example:
+        eset2fa outbox --user alice
+        eset2fa outbox --channel sms --json
+    """
+    from ..transports.outbox import list_messages
+
+    inv = invocation(ctx)
+    rows = list_messages(inv.store.conn, user=user, channel=channel, limit=limit or None)
+    inv.output.result(
+        rows,
+        lambda: inv.output.table(
+            ["id", "time", "channel", "to", "user", "message"],
+            [(r["id"], r["at"], r["channel"], r["recipient"], r["user"], r["body"]) for r in rows],
+        ),
+    )

@@ -1,0 +1,197 @@
+"""Settings stored in the database: `eset2fa config show|set|unset|set-secret`.
+
+Every key is declared in `SETTINGS` (type, default, whether it is a secret, help). Secrets are
+stored encrypted with the master key, or read at run time from the environment variable named by
+the setting `<key>_env`; they are never printed, audited or put in an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from . import audit
+from .actors import Actor
+from .clock import now_iso
+from .db import Store
+from .errors import NotFound, UsageError
+
+
+@dataclass(frozen=True)
+class Setting:
+    kind: str  # "str", "int", "float", "bool", "choice"
+    default: Any = None
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    minimum: float | None = None
+
+
+SETTINGS: dict[str, Setting] = {
+    # two-factor policy
+    "lockout.max_failures": Setting(
+        "int", 10, "Wrong OTPs in a row that lock an account", minimum=1
+    ),
+    "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
+    "totp.window": Setting("int", 1, "Accepted clock drift, in 30 s steps either side", minimum=0),
+    # delivery
+    "sms.transport": Setting("choice", "outbox", "Where SMS go", choices=("outbox", "http")),
+    "push.transport": Setting("choice", "outbox", "Where pushes go", choices=("outbox", "ntfy")),
+    "push.timeout_seconds": Setting("int", 150, "Seconds a push waits for approval", minimum=1),
+}
+
+# Families of keys with a free suffix, e.g. `sms.params.To`.
+PATTERN_SETTINGS: list[tuple[re.Pattern[str], Setting]] = []
+
+_MISSING = object()
+
+
+def setting_for(key: str) -> Setting:
+    if key in SETTINGS:
+        return SETTINGS[key]
+    for pattern, setting in PATTERN_SETTINGS:
+        if pattern.fullmatch(key):
+            return setting
+    if key.endswith("_env") and setting_for_or_none(key[: -len("_env")]) is not None:
+        return Setting("str", None, "Environment variable holding this secret")
+    raise UsageError(f"Unknown setting {key!r}.", "List the settings with `eset2fa config show`.")
+
+
+def setting_for_or_none(key: str) -> Setting | None:
+    try:
+        setting = setting_for(key)
+    except UsageError:
+        return None
+    return setting
+
+
+def parse_value(key: str, text: str) -> str:
+    """Validate a value for `key`; returns its stored text form."""
+    setting = setting_for(key)
+    if setting.secret:
+        raise UsageError(
+            f"{key} is a secret and is not set with `config set`.",
+            f"Use `eset2fa config set-secret {key}` (hidden prompt or stdin), or set {key}_env.",
+        )
+    if setting.kind == "int" or setting.kind == "float":
+        try:
+            number = int(text) if setting.kind == "int" else float(text)
+        except ValueError:
+            raise UsageError(f"{key} must be a number, not {text!r}.") from None
+        if setting.minimum is not None and number < setting.minimum:
+            raise UsageError(f"{key} must be at least {setting.minimum:g}.")
+        return str(number)
+    if setting.kind == "bool":
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise UsageError(f"{key} must be true or false, not {text!r}.")
+        return "true" if lowered in ("true", "1", "yes", "on") else "false"
+    if setting.kind == "choice" and text not in setting.choices:
+        raise UsageError(f"{key} must be one of {', '.join(setting.choices)}, not {text!r}.")
+    return text
+
+
+def _typed(setting: Setting, text: str | None) -> Any:
+    if text is None:
+        return setting.default
+    if setting.kind == "int":
+        return int(text)
+    if setting.kind == "float":
+        return float(text)
+    if setting.kind == "bool":
+        return text == "true"
+    return text
+
+
+def get(conn: sqlite3.Connection, key: str) -> Any:
+    """A setting's value (typed), or its default."""
+    setting = setting_for(key)
+    row = conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+    return _typed(setting, row[0] if row else None)
+
+
+def get_secret(store: Store, key: str) -> str | None:
+    """A credential: from the environment variable named by `<key>_env`, else decrypted."""
+    env_name = get(store.conn, key + "_env")
+    if env_name:
+        value = os.environ.get(env_name)
+        if value:
+            return value
+    row = store.execute("SELECT secret FROM config WHERE key = ?", (key,)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    from .keys import load_key
+
+    return load_key(store.conn, store.path).open(row[0], f"config:{key}").decode()
+
+
+def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
+    value = parse_value(key, text)
+    with store.write() as conn:
+        conn.execute(
+            "INSERT INTO config (key, value, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, secret = NULL,"
+            " updated_at = excluded.updated_at",
+            (key, value, now_iso()),
+        )
+        audit.record(conn, actor.label, "config.set", key, "ok", {"value": value})
+    return {"key": key, "value": _typed(setting_for(key), value)}
+
+
+def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
+    setting = setting_for(key)
+    if not setting.secret:
+        raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
+    if not value:
+        raise UsageError(f"The value for {key} is empty.")
+    from .keys import load_key
+
+    with store.write() as conn:
+        master = load_key(conn, store.path, create=True)
+        conn.execute(
+            "INSERT INTO config (key, secret, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET secret = excluded.secret, value = NULL,"
+            " updated_at = excluded.updated_at",
+            (key, master.seal(value.encode(), f"config:{key}"), now_iso()),
+        )
+        audit.record(conn, actor.label, "config.set-secret", key, "ok")
+    return {"key": key, "secret": "set"}
+
+
+def unset(store: Store, actor: Actor, key: str) -> dict:
+    setting_for(key)
+    with store.write() as conn:
+        cursor = conn.execute("DELETE FROM config WHERE key = ?", (key,))
+        if cursor.rowcount == 0:
+            raise NotFound(f"{key} is not set.", "It already has its default value.")
+        audit.record(conn, actor.label, "config.unset", key, "ok")
+    return {"key": key, "value": setting_for(key).default}
+
+
+def show(conn: sqlite3.Connection) -> list[dict]:
+    """Every declared setting and every stored one; secrets only as set/unset."""
+    stored = {row["key"]: row for row in conn.execute("SELECT key, value, secret FROM config")}
+    keys = sorted(set(SETTINGS) | set(stored))
+    rows = []
+    for key in keys:
+        setting = setting_for_or_none(key)
+        if setting is None:
+            continue  # a key from a newer version: leave it alone
+        row = stored.get(key)
+        if setting.secret:
+            value = "(set)" if row is not None and row["secret"] is not None else "(not set)"
+        else:
+            value = _typed(setting, row["value"] if row else None)
+        rows.append(
+            {
+                "key": key,
+                "value": value,
+                "default": row is None,
+                "secret": setting.secret,
+                "help": setting.help,
+            }
+        )
+    return rows
