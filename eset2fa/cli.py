@@ -143,7 +143,7 @@ def main(
 
 
 def _wire() -> None:
-    from .commands import audit, config, db, init, outbox, user
+    from .commands import audit, auth, config, db, init, outbox, qr, user, user_2fa  # noqa: F401
 
     app.command("init")(init.init)
     app.add_typer(user.app, name="user")
@@ -151,6 +151,8 @@ def _wire() -> None:
     app.add_typer(db.app, name="db")
     app.add_typer(config.app, name="config")
     app.command("outbox")(outbox.outbox)
+    app.add_typer(auth.app, name="auth")
+    app.command("qr")(qr.qr)
 
 
 _wire()

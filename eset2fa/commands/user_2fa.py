@@ -1,0 +1,221 @@
+"""`eset2fa user enable|disable|unlock|check-install`: the two-factor commands of `user`.
+
+They live apart from commands/user.py (accounts and permissions) and register on the same Typer
+sub-app; cli._wire imports this module so they exist.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import typer
+
+from ..context import invocation
+from .user import _read_lines, app
+
+
+class Method(StrEnum):
+    totp = "totp"
+    push = "push"
+
+
+def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str] | None:
+    from ..errors import UsageError
+
+    if from_file is None:
+        return names or None
+    if names:
+        raise UsageError("Give NAMEs or --from-file, not both.")
+    from .. import users
+
+    entries, rejected = users.parse_user_lines(_read_lines(from_file))
+    if rejected:
+        bad = ", ".join(f"line {r['line']}" for r in rejected[:5])
+        raise UsageError(f"{from_file}: invalid user names ({bad}).", "One name per line.")
+    return [entry.name for entry in entries]
+
+
+def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
+    problems = [r for r in report.results if r["result"] not in ok]
+    if problems:
+        inv.output.table(
+            ["name", "result"],
+            [(r["name"], r["result"]) for r in problems[:50]],
+            title=f"Users not {verb}",
+        )
+        if len(problems) > 50:
+            inv.output.message(f"... and {len(problems) - 50} more (use --json for all)")
+    summary = ", ".join(f"{n} {result}" for result, n in sorted(report.counts.items()))
+    inv.output.message(f"{verb.capitalize()}: {summary or 'no users'}")
+
+
+@app.command("enable")
+def enable(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(None, help="Users to enable (or --group/--all/--from-file)."),
+    method: Method = typer.Option(Method.totp, "--method", "-m", help="totp or push."),
+    group: str = typer.Option(None, "--group", "-g", help="Every user of this group."),
+    all_users: bool = typer.Option(False, "--all", help="Every user."),
+    from_file: str = typer.Option(
+        None, "--from-file", "-f", metavar="FILE|-", help="Names, one per line; '-' reads stdin."
+    ),
+    show_qr: bool = typer.Option(
+        None,
+        "--qr/--no-qr",
+        help="Print the enrollment QR code (default: on a terminal, for one user).",
+        show_default=False,
+    ),
+    phone: str = typer.Option(
+        None, "--phone", metavar="NUMBER", help="Record the user's phone number (international)."
+    ),
+) -> None:
+    """Turn on two-factor authentication: the user becomes pending until their first valid OTP.
+
+    A fresh secret is generated per user and stored encrypted. For one user on a terminal the
+    enrollment QR code is printed (scan it with Google Authenticator, Microsoft Authenticator or
+    Authy); --json returns the otpauth URI instead. Many users (names, --group, --all,
+    --from-file) are enabled in one transaction; exit 1 if any of them could not be.
+
+    Example:
+        eset2fa user enable alice --method totp
+        eset2fa user enable alice --phone "+421 900 123 456" --no-qr
+        eset2fa user enable --group ops --method totp --json
+        eset2fa user enable --all --method totp
+    """
+    import sys
+
+    from .. import enrollment
+
+    inv = invocation(ctx)
+    selected = _names_from(inv, names, from_file)
+    actor = inv.actor
+    store = inv.store
+    single = selected is not None and len(selected) == 1 and from_file is None
+    total = len(selected) if selected else store.execute("SELECT count(*) FROM users").fetchone()[0]
+    with inv.output.progress(total, "Enabling 2FA") as advance:
+        report = enrollment.enable(
+            store,
+            actor,
+            names=selected,
+            group=group,
+            all_users=all_users,
+            method=method.value,
+            phone=phone,
+            progress=advance,
+        )
+    if single:
+        row = enrollment.raise_for_single(report, selected[0], "enable")
+        result = {**row, "state": "pending", "method": method.value}
+        if report.uri:
+            result["uri"] = report.uri
+        if show_qr is None:
+            show_qr = sys.stdout.isatty()
+
+        def human() -> None:
+            inv.output.message(
+                f"Two-factor authentication ({method.value}) enabled for [bold]{row['name']}[/]:"
+                " pending until the first valid code"
+            )
+            if report.uri and show_qr:
+                from .qr import print_qr
+
+                print_qr(inv, report.uri)
+                inv.output.notice("Scan the code with the authenticator app, then enter a code.")
+            elif report.uri:
+                inv.output.notice(f"Show it again later with: eset2fa qr {row['name']}")
+
+        inv.output.result(result, human)
+        return
+    inv.output.result(
+        {"counts": report.counts, "results": report.results},
+        lambda: _bulk_summary(inv, report, "enabled", (enrollment.ENABLED,)),
+    )
+    if report.failed((enrollment.ENABLED,)):
+        raise typer.Exit(1)
+
+
+@app.command("disable")
+def disable(
+    ctx: typer.Context,
+    names: list[str] = typer.Argument(None, help="Users to disable (or --group/--all)."),
+    group: str = typer.Option(None, "--group", "-g", help="Every user of this group."),
+    all_users: bool = typer.Option(False, "--all", help="Every user."),
+) -> None:
+    """Turn off two-factor authentication: deletes the secret and phone number (audit kept).
+
+    Asks first unless --yes. Exit 1 if any named user could not be disabled.
+
+    Example:
+        eset2fa user disable alice --yes
+        eset2fa user disable --group contractors --yes --json
+    """
+    from .. import enrollment
+
+    inv = invocation(ctx)
+    actor = inv.actor
+    store = inv.store
+    what = ", ".join(names) if names else (f"group {group}" if group else "all users")
+    inv.confirm(f"Disable two-factor authentication for {what}? Secrets and phones are deleted.")
+    report = enrollment.disable(store, actor, names=names or None, group=group, all_users=all_users)
+    ok = (enrollment.DISABLED, enrollment.ALREADY_DISABLED)
+    if names and len(names) == 1:
+        row = enrollment.raise_for_single(report, names[0], "disable")
+        inv.output.result(
+            row,
+            lambda: inv.output.message(
+                f"Two-factor authentication disabled for [bold]{row['name']}[/]"
+                + (" (it was not enabled)" if row["result"] == enrollment.ALREADY_DISABLED else "")
+            ),
+        )
+        return
+    inv.output.result(
+        {"counts": report.counts, "results": report.results},
+        lambda: _bulk_summary(inv, report, "disabled", ok),
+    )
+    if report.failed(ok):
+        raise typer.Exit(1)
+
+
+@app.command("unlock")
+def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+    """Unlock a user locked after too many wrong one-time passwords (needs Write permission).
+
+    Resets the failed-attempt count to zero.
+
+    Example:
+        eset2fa user unlock alice
+    """
+    from .. import enrollment
+
+    inv = invocation(ctx)
+    result = enrollment.unlock(inv.store, inv.actor, name)
+    inv.output.result(
+        result,
+        lambda: inv.output.message(
+            f"Unlocked [bold]{result['name']}[/]"
+            if result["was_locked"]
+            else f"{result['name']} was not locked (failed-attempt count reset)"
+        ),
+    )
+
+
+@app.command("check-install")
+def check_install(
+    ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")
+) -> None:
+    """Check a user can run server-assisted installations: exit 6 if they have 2FA enabled.
+
+    Server-assisted installations cannot answer a second factor, so a user with 2FA enabled
+    (pending or active) is refused with exit code 6; a user without 2FA passes with exit 0.
+
+    Example:
+        eset2fa user check-install installer --json
+    """
+    from .. import enrollment
+
+    inv = invocation(ctx)
+    result = enrollment.check_install(inv.store.conn, name)
+    inv.output.result(
+        result,
+        lambda: inv.output.message(f"{result['name']} can be used for server-assisted installs"),
+    )

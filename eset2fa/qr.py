@@ -1,0 +1,106 @@
+"""QR codes for enrollment URIs: terminal half-blocks, SVG, PNG. No Pillow needed.
+
+`qrcode` computes the module matrix. In the terminal each character cell shows two module rows
+with the half-block characters (▀ top dark, ▄ bottom dark, █ both, space neither), so a 45-module
+code takes 45 columns and 23 lines and fits an 80-column terminal. The characters mean "dark",
+and the command prints them black on white so the code is dark-on-light, which every phone camera
+and authenticator reads, whatever the terminal's theme.
+
+PNG is written with `zlib` directly: qrcode's pure-Python PNG factory needs the extra `pypng`
+package, and a 1-bit greyscale PNG is a few dozen bytes of framing.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+QUIET_ZONE = 4  # modules of light border the QR standard asks for
+_GLYPHS = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
+
+
+def matrix(data: str, *, border: int = QUIET_ZONE) -> list[list[bool]]:
+    """The module matrix (True = dark), quiet zone included."""
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_M
+
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_M, border=border)
+    code.add_data(data)
+    code.make(fit=True)
+    return [list(map(bool, row)) for row in code.get_matrix()]
+
+
+def half_block_lines(modules: list[list[bool]]) -> list[str]:
+    """Two module rows per text line; an odd last row is paired with a light row."""
+    lines = []
+    width = len(modules[0])
+    for top in range(0, len(modules), 2):
+        upper = modules[top]
+        lower = modules[top + 1] if top + 1 < len(modules) else [False] * width
+        lines.append("".join(_GLYPHS[(u, d)] for u, d in zip(upper, lower, strict=True)))
+    return lines
+
+
+def terminal_lines(data: str) -> list[str]:
+    return half_block_lines(matrix(data))
+
+
+def _write_private(path: Path, payload: bytes) -> None:
+    """The image holds the TOTP secret: write it 0600, via a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def svg_bytes(data: str) -> bytes:
+    import io
+
+    import qrcode
+    from qrcode.image.svg import SvgPathImage
+
+    image = qrcode.make(data, image_factory=SvgPathImage, border=QUIET_ZONE)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return buffer.getvalue()
+
+
+def png_bytes(data: str, *, scale: int = 8) -> bytes:
+    """A 1-bit greyscale PNG, `scale` pixels per module, black on white."""
+    modules = matrix(data)
+    size = len(modules) * scale
+    raw = bytearray()
+    for row in modules:
+        bits = "".join(("0" if dark else "1") * scale for dark in row)  # 0 = black in greyscale
+        bits += "0" * (-len(bits) % 8)
+        packed = int(bits, 2).to_bytes(len(bits) // 8, "big")
+        raw += (b"\x00" + packed) * scale  # filter type 0 per scanline
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", size, size, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(raw), 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+def save(data: str, path: Path, kind: str) -> Path:
+    payload = png_bytes(data) if kind == "png" else svg_bytes(data)
+    _write_private(Path(path), payload)
+    return Path(path)

@@ -1,0 +1,278 @@
+"""TOTP (RFC 6238): secrets, otpauth:// URIs, and `verify_otp`, the one verification path.
+
+`verify_otp(store, name, code)` is the Python API for integrations (PAM helpers, web apps) and what
+`auth verify`, `auth login` and `--as` call. Rules (SPEC §2, S5):
+
+- a code that is not exactly six ASCII digits is rejected before any cryptography;
+- the secret is decrypted with the master key, bound to the user (`user:<id>:totp`);
+- the code is compared in constant time with the codes of the steps within ±`totp.window`;
+- a time step at or before the last accepted one is a replay and is rejected;
+- every rejection counts; at `lockout.max_failures` the user is locked, and a locked user is
+  refused even with a correct code (the count is left as it is until `user unlock`);
+- the first accepted code turns `pending` into `active`; an accepted code resets the count.
+
+Reading the state, updating it and the audit row all happen in ONE `BEGIN IMMEDIATE` transaction,
+so parallel attempts from several processes never lose a count.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+import sqlite3
+import weakref
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from . import audit
+from .db import Store
+from .errors import EncryptionKeyError, Locked, NotFound, StateConflict
+
+DIGITS = 6
+PERIOD_SECONDS = 30
+ALGORITHM = "SHA1"
+SECRET_BYTES = 20  # 160 bits, the HMAC-SHA1 block-friendly size RFC 4226 recommends
+
+DEFAULT_WINDOW = 1
+DEFAULT_MAX_FAILURES = 10
+
+# One loaded (and checked) master key per open store: loading it reads the keyring or key file and
+# decrypts the check value, which would otherwise dominate a verification.
+_key_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def new_secret() -> str:
+    """A fresh base32 secret (no padding), as authenticator apps expect it."""
+    return base64.b32encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def provisioning_uri(secret: str, account: str, issuer: str) -> str:
+    """The Key Uri Format link (otpauth://totp/Issuer:account?secret=...&issuer=...)."""
+    import pyotp
+
+    return pyotp.TOTP(
+        secret, digits=DIGITS, interval=PERIOD_SECONDS, issuer=issuer
+    ).provisioning_uri(name=account)
+
+
+def time_step(moment: float) -> int:
+    return int(moment // PERIOD_SECONDS)
+
+
+def code_at_step(secret: str, step: int) -> str:
+    """The code for a time step (pyotp's RFC 4226 truncation over HMAC-SHA1)."""
+    import pyotp
+
+    return pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD_SECONDS).generate_otp(step)
+
+
+def is_well_formed(code: str) -> bool:
+    # isdigit() alone accepts other scripts' digits ("١٢٣٤٥٦"); authenticators show ASCII.
+    return isinstance(code, str) and len(code) == DIGITS and code.isascii() and code.isdigit()
+
+
+def secret_context(user_id: int) -> str:
+    """The authenticated context that binds a sealed secret to its user."""
+    return f"user:{user_id}:totp"
+
+
+def master_key(store: Store):
+    """The store's master key, loaded and checked once per open store."""
+    key = _key_cache.get(store)
+    if key is None:
+        from .keys import load_key
+
+        key = load_key(store.conn, store.path)
+        _key_cache[store] = key
+    return key
+
+
+def remember_key(store: Store, key) -> None:
+    """Replace the cached key (after `db rekey` or when a key is created in a transaction)."""
+    _key_cache[store] = key
+
+
+def forget_key(store: Store) -> None:
+    _key_cache.pop(store, None)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What a verification ended with; `accepted` is the only field an integration must read."""
+
+    name: str
+    accepted: bool
+    reason: str  # "accepted", "wrong_code", "malformed", "replay"
+    state: str  # the user's 2FA state after this attempt
+    fail_count: int
+    locked: bool  # True when this rejection locked the account
+    remaining: int  # wrong codes left before the lock
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_USER_COLUMNS = "id, name, state, secret, fail_count, locked, last_step"
+
+
+def _policy(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(window, max_failures) from the stored settings, in one query."""
+    window, max_failures = DEFAULT_WINDOW, DEFAULT_MAX_FAILURES
+    for key, value in conn.execute(
+        "SELECT key, value FROM config WHERE key IN ('totp.window', 'lockout.max_failures')"
+    ):
+        if value is not None:
+            if key == "totp.window":
+                window = int(value)
+            else:
+                max_failures = int(value)
+    return window, max_failures
+
+
+def _moment(now: float | datetime | None) -> float:
+    if now is None:
+        from .clock import unix
+
+        return unix()
+    if isinstance(now, datetime):
+        return now.timestamp()
+    return float(now)
+
+
+def _matching_step(secret: str, code: str, step: int, window: int) -> int | None:
+    """The step within the window whose code equals `code`, comparing every candidate.
+
+    All candidates are computed and compared (no early exit), so the time taken does not depend
+    on which step matched.
+    """
+    import pyotp
+
+    otp = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD_SECONDS)
+    given = code.encode("ascii")
+    matched = None
+    for candidate in range(step - window, step + window + 1):
+        if hmac.compare_digest(otp.generate_otp(candidate).encode("ascii"), given):
+            matched = candidate
+    return matched
+
+
+def verify_otp(
+    store: Store,
+    name: str,
+    code: str,
+    *,
+    now: float | datetime | None = None,
+    actor: str | None = None,
+    action: str = "auth.verify",
+) -> VerifyResult:
+    """Check NAME's one-time password; count, lock, activate and audit in one transaction.
+
+    Returns a VerifyResult (accepted or not). Raises NotFound (no such user), StateConflict (2FA
+    not enabled) and Locked (account locked: even a correct code is refused).
+    `actor` is what the audit row records as the actor (default: the user themselves).
+    """
+    well_formed = is_well_formed(code)
+    # The key is loaded before the write transaction. A wrong or missing key is raised only when a
+    # secret must be opened (an unknown user is still "not found"), and then inside the
+    # transaction, which rolls back: the file is left unchanged.
+    key: object = None
+    if well_formed:
+        try:
+            key = master_key(store)
+        except EncryptionKeyError as error:
+            key = error
+    moment = _moment(now)
+    step = time_step(moment)
+    outcome: VerifyResult | None = None
+    refusal: Exception | None = None
+
+    with store.write() as conn:
+        row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            audit.record(conn, actor or name, action, name, "unknown_user")
+            refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
+        elif row["state"] == "disabled" or row["secret"] is None:
+            audit.record(conn, actor or row["name"], action, row["name"], "not_enabled")
+            refusal = StateConflict(
+                f"{row['name']} has no two-factor authentication enabled.",
+                f"Enable it with `eset2fa user enable {row['name']} --method totp`.",
+            )
+        elif row["locked"]:
+            audit.record(conn, actor or row["name"], action, row["name"], "locked")
+            refusal = Locked(
+                f"{row['name']} is locked after too many wrong one-time passwords.",
+                f"An administrator can run `eset2fa user unlock {row['name']}`.",
+            )
+        else:
+            outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
+            details = {"reason": outcome.reason, "fail_count": outcome.fail_count}
+            if outcome.locked:
+                details["locked"] = True
+            audit.record(
+                conn,
+                actor or row["name"],
+                action,
+                row["name"],
+                "accepted" if outcome.accepted else "rejected",
+                details,
+            )
+    if refusal is not None:
+        raise refusal
+    return outcome
+
+
+def _decide(
+    conn: sqlite3.Connection, row: sqlite3.Row, key, code: str | None, step: int, moment: float
+) -> VerifyResult:
+    window, max_failures = _policy(conn)
+    reason = "malformed"
+    matched = None
+    if code is not None:
+        if isinstance(key, EncryptionKeyError):
+            raise key
+        secret = key.open(row["secret"], secret_context(row["id"])).decode("ascii")
+        matched = _matching_step(secret, code, step, window)
+        if matched is None:
+            reason = "wrong_code"
+        elif row["last_step"] is not None and matched <= row["last_step"]:
+            reason = "replay"
+        else:
+            reason = "accepted"
+
+    if reason == "accepted":
+        state = "active"
+        if row["state"] == "pending":
+            from .clock import to_iso
+
+            conn.execute(
+                "UPDATE users SET fail_count = 0, last_step = ?, state = 'active',"
+                " activated_at = ? WHERE id = ?",
+                (matched, to_iso(datetime.fromtimestamp(moment, UTC)), row["id"]),
+            )
+        else:
+            conn.execute(
+                "UPDATE users SET fail_count = 0, last_step = ? WHERE id = ?", (matched, row["id"])
+            )
+        return VerifyResult(row["name"], True, reason, state, 0, False, max_failures)
+
+    fail_count = row["fail_count"] + 1
+    locked = fail_count >= max_failures
+    if locked:
+        from .clock import now_iso
+
+        conn.execute(
+            "UPDATE users SET fail_count = ?, locked = 1, locked_at = ? WHERE id = ?",
+            (fail_count, now_iso(), row["id"]),
+        )
+    else:
+        conn.execute("UPDATE users SET fail_count = ? WHERE id = ?", (fail_count, row["id"]))
+    return VerifyResult(
+        row["name"],
+        False,
+        reason,
+        row["state"],
+        fail_count,
+        locked,
+        max(max_failures - fail_count, 0),
+    )
