@@ -7,7 +7,7 @@ import sqlite3
 from . import audit
 from .errors import StateConflict, UsageError
 
-_HINT = "Give the number in international form, e.g. +421 2 1234 5678 or +44 20 7946 0000."
+_HINT = "Give the number in international form, e.g. +421 900 123 456 or +44 20 7946 0000."
 
 
 def normalise(text: str) -> str:
