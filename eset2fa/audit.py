@@ -45,8 +45,12 @@ def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
     prev = _last_hash(conn)
     at = now_iso()
     rows = []
+    # Bulk commands pass one details dict shared by every event: encode it once (by identity).
+    last_details, details_json = None, ""
     for event in events:
-        details_json = json.dumps(event.details, sort_keys=True) if event.details else ""
+        if event.details is not last_details:
+            last_details = event.details
+            details_json = json.dumps(event.details, sort_keys=True) if event.details else ""
         digest = _row_hash(prev, at, event, details_json)
         rows.append(
             (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import audit, permissions, totp
@@ -35,48 +35,75 @@ DENIED = "denied"
 
 @dataclass
 class BulkReport:
-    """Per-user results, in the order the users were asked for, and counts by result."""
+    """Per-user results, in the order the users were asked for (or by id), and counts."""
 
-    results: list[dict] = field(default_factory=list)
+    # (name, result) pairs: tuples, not dicts, so 100,000 results stay small in memory.
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
     uri: str | None = None  # the enrollment URI, only for a single-user TOTP enrollment
+
+    @property
+    def results(self) -> list[dict]:
+        return [{"name": name, "result": result} for name, result in self.outcomes]
 
     @property
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for row in self.results:
-            counts[row["result"]] = counts.get(row["result"], 0) + 1
+        for _name, result in self.outcomes:
+            counts[result] = counts.get(result, 0) + 1
         return counts
 
     def failed(self, ok: Iterable[str]) -> int:
         allowed = set(ok)
-        return sum(1 for row in self.results if row["result"] not in allowed)
+        return sum(1 for _name, result in self.outcomes if result not in allowed)
 
 
 _COLUMNS = "id, name, group_name, state, method, phone"
 
 
-def _select_targets(
+def _target_chunks(
     conn: sqlite3.Connection,
     names: list[str] | None,
     group: str | None,
     all_users: bool,
-) -> tuple[list[sqlite3.Row], list[str]]:
-    """(rows found, names not found), rows in the order asked (names) or by name."""
+) -> tuple[Iterator[list[sqlite3.Row]], list[str]]:
+    """(chunks of rows found, names not found): rows in the order asked (names) or by id.
+
+    With --group/--all the rows are read a chunk at a time (keyset pagination by id), so 100,000
+    users never sit in memory at once; each chunk is read in full before it is updated.
+    """
     chosen = sum([bool(names), group is not None, all_users])
     if chosen != 1:
         raise UsageError(
             "Give user NAMEs, --group G, --all or --from-file (exactly one way).",
             "Example: eset2fa user enable alice bob --method totp",
         )
-    if all_users:
-        return conn.execute(f"SELECT {_COLUMNS} FROM users ORDER BY name").fetchall(), []
-    if group is not None:
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM users WHERE group_name = ? ORDER BY name", (group,)
-        ).fetchall()
-        if not rows:
-            raise NotFound(f"No users in group {group!r}.", "List users with `eset2fa user list`.")
-        return rows, []
+    if names:
+        rows, missing = _rows_by_name(conn, names)
+        return (rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)), missing
+    where = "AND group_name = ?" if group is not None else ""
+    extra = (group,) if group is not None else ()
+    first = conn.execute(
+        f"SELECT {_COLUMNS} FROM users WHERE id > ? {where} ORDER BY id LIMIT {CHUNK}",
+        (0, *extra),
+    ).fetchall()
+    if group is not None and not first:
+        raise NotFound(f"No users in group {group!r}.", "List users with `eset2fa user list`.")
+
+    def chunks() -> Iterator[list[sqlite3.Row]]:
+        chunk = first
+        while chunk:
+            yield chunk
+            chunk = conn.execute(
+                f"SELECT {_COLUMNS} FROM users WHERE id > ? {where} ORDER BY id LIMIT {CHUNK}",
+                (chunk[-1]["id"], *extra),
+            ).fetchall()
+
+    return chunks(), []
+
+
+def _rows_by_name(
+    conn: sqlite3.Connection, names: list[str]
+) -> tuple[list[sqlite3.Row], list[str]]:
     found: dict[str, sqlite3.Row] = {}
     unique = list(dict.fromkeys(names))
     for start in range(0, len(unique), _IN_LIMIT):
@@ -122,48 +149,56 @@ def enable(
     from . import config
 
     report = BulkReport()
+    enabled_details = {"method": method}  # one object: the audit encodes it once
+    single: sqlite3.Row | None = None
+    secret: str | None = None
     with store.write() as conn:
-        rows, missing = _select_targets(conn, names, group, all_users)
+        chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
         issuer = config.get(conn, "totp.issuer")
-        key = None
+        key = aead = None
         if method == "totp":
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
             from .keys import load_key
 
             key = load_key(conn, store.path, create=True)
-        if phone is not None and rows and rows[0]["phone"] is not None:
-            from .phones import immutable_error
+            aead = AESGCM(key.key)
+        for rows in chunks:
+            if phone is not None and rows[0]["phone"] is not None:
+                from .phones import immutable_error
 
-            raise immutable_error(rows[0]["name"])
+                raise immutable_error(rows[0]["name"])
+            todo: list[sqlite3.Row] = []
+            events: list[audit.AuditEvent] = []
+            for row in rows:
+                if not scope.covers(row["id"], row["group_name"]):
+                    result = DENIED
+                elif row["state"] != "disabled":
+                    result = ALREADY_ENABLED
+                else:
+                    result = ENABLED
+                    todo.append(row)
+                report.outcomes.append((row["name"], result))
+                details = enabled_details if result == ENABLED else None
+                events.append(
+                    audit.AuditEvent(actor.label, "user.enable", row["name"], result, details)
+                )
+            secrets_by_id = _write_enabled(conn, todo, method, aead)
+            if names and len(names) == 1 and len(todo) == 1:
+                single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
+                if phone is not None:
+                    conn.execute("UPDATE users SET phone = ? WHERE id = ?", (phone, single["id"]))
+            audit.record_many(conn, events)
+            if progress:
+                progress(len(rows))
+        audit.record_many(
+            conn, (audit.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing)
+        )
+        report.outcomes += [(name, NOT_FOUND) for name in missing]
 
-        todo: list[sqlite3.Row] = []
-        events: list[audit.AuditEvent] = []
-        results_by_id: dict[int, dict] = {}
-        for row in rows:
-            if not scope.covers(row["id"], row["group_name"]):
-                result = DENIED
-            elif row["state"] != "disabled":
-                result = ALREADY_ENABLED
-            else:
-                result = ENABLED
-                todo.append(row)
-            results_by_id[row["id"]] = {"name": row["name"], "result": result}
-            details = {"method": method} if result == ENABLED else None
-            events.append(
-                audit.AuditEvent(actor.label, "user.enable", row["name"], result, details)
-            )
-        for name in missing:
-            events.append(audit.AuditEvent(actor.label, "user.enable", name, NOT_FOUND))
-
-        secrets_by_id = _write_enabled(conn, todo, method, key, progress)
-        if phone is not None and todo:
-            conn.execute("UPDATE users SET phone = ? WHERE id = ?", (phone, todo[0]["id"]))
-        audit.record_many(conn, events)
-
-    report.results = [results_by_id[row["id"]] for row in rows]
-    report.results += [{"name": name, "result": NOT_FOUND} for name in missing]
-    if method == "totp" and names and len(names) == 1 and len(todo) == 1:
-        report.uri = totp.provisioning_uri(secrets_by_id[todo[0]["id"]], todo[0]["name"], issuer)
+    if single is not None and secret is not None:
+        report.uri = totp.provisioning_uri(secret, single["name"], issuer)
     if key is not None:
         totp.remember_key(store, key)
     return report
@@ -173,18 +208,16 @@ def _write_enabled(
     conn: sqlite3.Connection,
     rows: list[sqlite3.Row],
     method: str,
-    key,
-    progress: Callable[[int], None] | None,
+    aead,
 ) -> dict[int, str]:
-    """Write method/state/secret for `rows`; returns the new secrets when there are few (URI)."""
+    """Write method/state/secret for `rows`; returns the new secret of a single row (its URI).
+
+    `aead` is one AESGCM object for the whole run (None for push: no secret).
+    """
+    from .keys import NONCE_BYTES
+
     enabled_at = now_iso()
     remember = len(rows) == 1  # a single enrollment shows its URI; bulk never keeps secrets
-    aead = None
-    if key is not None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        aead = AESGCM(key.key)
-    from .keys import NONCE_BYTES
 
     sql = (
         "UPDATE users SET method = ?, state = 'pending', secret = ?, enabled_at = ?,"
@@ -192,27 +225,23 @@ def _write_enabled(
         " WHERE id = ?"
     )
     secrets_by_id: dict[int, str] = {}
-    for start in range(0, len(rows), CHUNK):
-        part = rows[start : start + CHUNK]
-        params = []
-        if aead is not None:
-            # One urandom call per chunk: per-user calls dominate at 100,000 users.
-            material = os.urandom((totp.SECRET_BYTES + NONCE_BYTES) * len(part))
-            step = totp.SECRET_BYTES + NONCE_BYTES
-            for i, row in enumerate(part):
-                chunk = material[i * step : (i + 1) * step]
-                secret = base64.b32encode(chunk[: totp.SECRET_BYTES])
-                nonce = chunk[totp.SECRET_BYTES :]
-                context = totp.secret_context(row["id"]).encode()
-                sealed = nonce + aead.encrypt(nonce, secret, context)
-                params.append((method, sealed, enabled_at, row["id"]))
-                if remember:
-                    secrets_by_id[row["id"]] = secret.decode("ascii")
-        else:
-            params = [(method, None, enabled_at, row["id"]) for row in part]
-        conn.executemany(sql, params)
-        if progress:
-            progress(len(part))
+    params = []
+    if aead is not None:
+        # One urandom call per chunk: per-user calls dominate at 100,000 users.
+        step = totp.SECRET_BYTES + NONCE_BYTES
+        material = os.urandom(step * len(rows))
+        for i, row in enumerate(rows):
+            chunk = material[i * step : (i + 1) * step]
+            secret = chunk[: totp.SECRET_BYTES]  # raw bytes: base32 is only for the URI
+            nonce = chunk[totp.SECRET_BYTES :]
+            context = totp.secret_context(row["id"]).encode()
+            sealed = nonce + aead.encrypt(nonce, secret, context)
+            params.append((method, sealed, enabled_at, row["id"]))
+            if remember:
+                secrets_by_id[row["id"]] = base64.b32encode(secret).decode("ascii")
+    else:
+        params = [(method, None, enabled_at, row["id"]) for row in rows]
+    conn.executemany(sql, params)
     return secrets_by_id
 
 
@@ -227,10 +256,10 @@ def disable(
     """Turn 2FA off: clears the secret, phone, replay step, fail count and lock (audit kept)."""
     report = BulkReport()
     with store.write() as conn:
-        rows, missing = _select_targets(conn, names, group, all_users)
+        chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
         todo, events, results = [], [], []
-        for row in rows:
+        for row in (row for rows in chunks for row in rows):
             if not scope.covers(row["id"], row["group_name"]):
                 result = DENIED
             elif row["state"] == "disabled":
@@ -238,11 +267,11 @@ def disable(
             else:
                 result = DISABLED
                 todo.append((row["id"],))
-            results.append({"name": row["name"], "result": result})
+            results.append((row["name"], result))
             events.append(audit.AuditEvent(actor.label, "user.disable", row["name"], result))
         for name in missing:
             events.append(audit.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
-            results.append({"name": name, "result": NOT_FOUND})
+            results.append((name, NOT_FOUND))
         conn.executemany(
             "UPDATE users SET method = NULL, state = 'disabled', secret = NULL, phone = NULL,"
             " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
@@ -250,7 +279,7 @@ def disable(
             todo,
         )
         audit.record_many(conn, events)
-    report.results = results
+    report.outcomes = results
     return report
 
 
@@ -324,7 +353,7 @@ def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
             "An enrolled user needs a token reset (`eset2fa user reset-token`) for a new secret.",
         )
     key = totp.master_key(store)
-    secret = key.open(row["secret"], totp.secret_context(row["id"])).decode("ascii")
+    secret = base64.b32encode(key.open(row["secret"], totp.secret_context(row["id"]))).decode()
     issuer = config.get(store.conn, "totp.issuer")
     with store.write() as conn:
         audit.record(conn, actor.label, "user.qr", row["name"], "ok")

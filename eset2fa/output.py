@@ -39,7 +39,10 @@ class Output:
     def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """Print a command's result: the JSON document, or the human rendering."""
         if self.json_mode:
-            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+            # Streamed, not built as one string: a 100,000-user bulk result would otherwise
+            # hold ~75 MB of encoder chunks at once.
+            json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)
+            sys.stdout.write("\n")
             sys.stdout.flush()
         elif human is not None:
             human()

@@ -13,6 +13,10 @@
 
 Reading the state, updating it and the audit row all happen in ONE `BEGIN IMMEDIATE` transaction,
 so parallel attempts from several processes never lose a count.
+
+pyotp builds the otpauth:// URI; the codes themselves are computed here with `hmac.digest` (RFC
+4226, a dozen lines, checked against the RFC 6238 vectors and pyotp in the tests) because that is
+several times faster per verification than pyotp's per-call base32 decoding.
 """
 
 from __future__ import annotations
@@ -42,9 +46,14 @@ DEFAULT_MAX_FAILURES = 10
 _key_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def new_secret() -> str:
-    """A fresh base32 secret (no padding), as authenticator apps expect it."""
-    return base64.b32encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+def new_secret() -> bytes:
+    """A fresh secret. It is stored (sealed) as raw bytes; base32 is only for the URI."""
+    return secrets.token_bytes(SECRET_BYTES)
+
+
+def encode_secret(secret: bytes) -> str:
+    """Base32 without padding, as authenticator apps expect it."""
+    return base64.b32encode(secret).decode("ascii")
 
 
 def provisioning_uri(secret: str, account: str, issuer: str) -> str:
@@ -60,11 +69,21 @@ def time_step(moment: float) -> int:
     return int(moment // PERIOD_SECONDS)
 
 
-def code_at_step(secret: str, step: int) -> str:
-    """The code for a time step (pyotp's RFC 4226 truncation over HMAC-SHA1)."""
-    import pyotp
+def hotp(key: bytes, counter: int) -> bytes:
+    """RFC 4226 HOTP over HMAC-SHA1 (dynamic truncation), as DIGITS ASCII digits."""
+    digest = hmac.digest(key, counter.to_bytes(8, "big"), "sha1")
+    offset = digest[-1] & 0x0F
+    number = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    return b"%06d" % (number % 1_000_000)
 
-    return pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD_SECONDS).generate_otp(step)
+
+def code_at_step(secret: str, step: int) -> str:
+    """The code for a time step, from a base32 secret."""
+    return hotp(decode_secret(secret), step).decode("ascii")
+
+
+def decode_secret(secret: str) -> bytes:
+    return base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
 
 
 def is_well_formed(code: str) -> bool:
@@ -140,19 +159,16 @@ def _moment(now: float | datetime | None) -> float:
     return float(now)
 
 
-def _matching_step(secret: str, code: str, step: int, window: int) -> int | None:
+def _matching_step(key: bytes, code: str, step: int, window: int) -> int | None:
     """The step within the window whose code equals `code`, comparing every candidate.
 
     All candidates are computed and compared (no early exit), so the time taken does not depend
     on which step matched.
     """
-    import pyotp
-
-    otp = pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD_SECONDS)
     given = code.encode("ascii")
     matched = None
     for candidate in range(step - window, step + window + 1):
-        if hmac.compare_digest(otp.generate_otp(candidate).encode("ascii"), given):
+        if hmac.compare_digest(hotp(key, candidate), given):
             matched = candidate
     return matched
 
@@ -231,7 +247,7 @@ def _decide(
     if code is not None:
         if isinstance(key, EncryptionKeyError):
             raise key
-        secret = key.open(row["secret"], secret_context(row["id"])).decode("ascii")
+        secret = key.open(row["secret"], secret_context(row["id"]))
         matched = _matching_step(secret, code, step, window)
         if matched is None:
             reason = "wrong_code"

@@ -43,7 +43,7 @@ def test_single_enable_json_returns_the_uri(cli, sql):
     assert len(secret_of(data["uri"])) == 32
     row = sql("SELECT state, method, enabled_at, secret FROM users WHERE name = 'alice'")[0]
     assert (row["state"], row["method"]) == ("pending", "totp") and row["enabled_at"]
-    assert len(row["secret"]) == 12 + 32 + 16  # nonce + base32 secret + GCM tag
+    assert len(row["secret"]) == 12 + 20 + 16  # nonce + raw 160-bit secret + GCM tag
     audit = sql("SELECT actor, action, target, result FROM audit WHERE action = 'user.enable'")
     assert [tuple(a)[1:] for a in audit] == [("user.enable", "alice", "enabled")]
 
