@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from . import audit
+from .clock import now_iso, to_iso, unix
 from .db import Store
 from .errors import EncryptionKeyError, Locked, NotFound, StateConflict
 
@@ -96,20 +97,45 @@ def secret_context(user_id: int) -> str:
     return f"user:{user_id}:totp"
 
 
+class _CachedKey:
+    """A checked master key and its AESGCM object, built once per open store."""
+
+    def __init__(self, master) -> None:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self.master = master
+        self._aead = AESGCM(master.key)
+        self._invalid = (InvalidTag, ValueError)
+
+    def open(self, blob: bytes, context: str) -> bytes:
+        from .keys import NONCE_BYTES
+
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context.encode())
+        except self._invalid:
+            return self.master.open(blob, context)  # raises the one EncryptionKeyError
+
+
 def master_key(store: Store):
     """The store's master key, loaded and checked once per open store."""
-    key = _key_cache.get(store)
-    if key is None:
+    cached = _key_cache.get(store)
+    if cached is None:
         from .keys import load_key
 
-        key = load_key(store.conn, store.path)
-        _key_cache[store] = key
-    return key
+        cached = _CachedKey(load_key(store.conn, store.path))
+        _key_cache[store] = cached
+    return cached.master
+
+
+def _cached_key(store: Store) -> _CachedKey:
+    master_key(store)
+    return _key_cache[store]
 
 
 def remember_key(store: Store, key) -> None:
     """Replace the cached key (after `db rekey` or when a key is created in a transaction)."""
-    _key_cache[store] = key
+    _key_cache[store] = _CachedKey(key)
 
 
 def forget_key(store: Store) -> None:
@@ -132,27 +158,24 @@ class VerifyResult:
         return asdict(self)
 
 
-_USER_COLUMNS = "id, name, state, secret, fail_count, locked, last_step"
+# The user's row and the two policy settings in one statement (one round trip per verification).
+_USER_QUERY = (
+    "SELECT id, name, state, secret, fail_count, locked, last_step,"
+    " (SELECT value FROM config WHERE key = 'totp.window') AS window,"
+    " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures"
+    " FROM users WHERE name = ?"
+)
 
 
-def _policy(conn: sqlite3.Connection) -> tuple[int, int]:
-    """(window, max_failures) from the stored settings, in one query."""
-    window, max_failures = DEFAULT_WINDOW, DEFAULT_MAX_FAILURES
-    for key, value in conn.execute(
-        "SELECT key, value FROM config WHERE key IN ('totp.window', 'lockout.max_failures')"
-    ):
-        if value is not None:
-            if key == "totp.window":
-                window = int(value)
-            else:
-                max_failures = int(value)
+def _policy(row: sqlite3.Row) -> tuple[int, int]:
+    """(window, max_failures) from the stored settings read with the user's row."""
+    window = DEFAULT_WINDOW if row["window"] is None else int(row["window"])
+    max_failures = DEFAULT_MAX_FAILURES if row["max_failures"] is None else int(row["max_failures"])
     return window, max_failures
 
 
 def _moment(now: float | datetime | None) -> float:
     if now is None:
-        from .clock import unix
-
         return unix()
     if isinstance(now, datetime):
         return now.timestamp()
@@ -195,7 +218,7 @@ def verify_otp(
     key: object = None
     if well_formed:
         try:
-            key = master_key(store)
+            key = _cached_key(store)
         except EncryptionKeyError as error:
             key = error
     moment = _moment(now)
@@ -204,7 +227,7 @@ def verify_otp(
     refusal: Exception | None = None
 
     with store.write() as conn:
-        row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
+        row = conn.execute(_USER_QUERY, (name,)).fetchone()
         if row is None:
             audit.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
@@ -241,7 +264,7 @@ def verify_otp(
 def _decide(
     conn: sqlite3.Connection, row: sqlite3.Row, key, code: str | None, step: int, moment: float
 ) -> VerifyResult:
-    window, max_failures = _policy(conn)
+    window, max_failures = _policy(row)
     reason = "malformed"
     matched = None
     if code is not None:
@@ -259,8 +282,6 @@ def _decide(
     if reason == "accepted":
         state = "active"
         if row["state"] == "pending":
-            from .clock import to_iso
-
             conn.execute(
                 "UPDATE users SET fail_count = 0, last_step = ?, state = 'active',"
                 " activated_at = ? WHERE id = ?",
@@ -275,8 +296,6 @@ def _decide(
     fail_count = row["fail_count"] + 1
     locked = fail_count >= max_failures
     if locked:
-        from .clock import now_iso
-
         conn.execute(
             "UPDATE users SET fail_count = ?, locked = 1, locked_at = ? WHERE id = ?",
             (fail_count, now_iso(), row["id"]),
