@@ -71,3 +71,38 @@ def migrate(ctx: typer.Context) -> None:
             f"({', '.join(m['name'] for m in applied)})"
         ),
     )
+
+
+@app.command("rekey")
+def rekey(ctx: typer.Context) -> None:
+    """Re-encrypt every stored secret with a new encryption key, in one transaction.
+
+    The new key replaces the old one where it lived: the key file (replaced atomically) or the
+    OS keyring. If the key comes from ESET2FA_KEY, the new key is printed once on stderr: update
+    the variable before the next command. Backups taken before still need the OLD key.
+    Asks first unless --yes.
+
+    Example:
+        eset2fa db backup && eset2fa db rekey --yes
+    """
+    from ..rekey import rekey as rekey_store
+
+    inv = invocation(ctx)
+    actor = inv.actor
+    store = inv.store
+    inv.confirm("Re-encrypt all secrets with a new encryption key?")
+    report = rekey_store(store, actor)
+    if report.new_key_for_env:
+        inv.output.notice(
+            "New key (shown once; set it before the next command):\n"
+            f"ESET2FA_KEY={report.new_key_for_env}"
+        )
+    result = report.to_dict()
+    inv.output.result(
+        result,
+        lambda: inv.output.message(
+            f"Re-encrypted {result['users']} user secret(s) and {result['settings']} setting(s);"
+            f" key {result['old_fingerprint']} -> {result['new_fingerprint']}"
+            f" ({result['key_source']})"
+        ),
+    )
