@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import audit
 from .actors import Actor
 from .db import Store
-from .errors import Locked, PermissionDenied
+from .errors import Locked, PermissionDenied, StateConflict, UsageError
 
 
-def authenticate_actor(store: Store, name: str, password: str) -> Actor:
-    """Check NAME's password and return them as the acting user; every attempt is audited.
+def authenticate_actor(
+    store: Store,
+    name: str,
+    password: str,
+    *,
+    otp: str | None = None,
+    ask_otp: Callable[[str], str] | None = None,
+) -> Actor:
+    """Check NAME's password, then (2FA active) their one-time password; audited.
 
+    The OTP is `otp` (`--as-otp`) or asked with `ask_otp(prompt)` (a terminal prompt); it goes
+    through `verify_otp`, so wrong codes count toward NAME's lockout like any login.
     The error does not say whether the name exists, so `--as` cannot be used to probe names.
     """
     from .passwords import verify_password
 
     row = store.execute(
-        "SELECT id, name, password_hash, builtin, locked FROM users WHERE name = ?", (name,)
+        "SELECT id, name, password_hash, builtin, locked, state FROM users WHERE name = ?",
+        (name,),
     ).fetchone()
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
@@ -31,4 +43,36 @@ def authenticate_actor(store: Store, name: str, password: str) -> Actor:
         )
     if row["locked"]:
         raise Locked(f"{row['name']} is locked.", "An administrator can run `eset2fa user unlock`.")
+    if row["state"] == "pending":
+        raise StateConflict(
+            f"{row['name']} has two-factor authentication pending: enrollment is not finished.",
+            f"Finish it first with `eset2fa auth login {row['name']}`.",
+        )
+    if row["state"] == "active":
+        _second_factor(store, row["name"], otp, ask_otp)
     return Actor(label=row["name"], user_id=row["id"], is_admin=bool(row["builtin"]))
+
+
+def _second_factor(
+    store: Store, name: str, otp: str | None, ask_otp: Callable[[str], str] | None
+) -> None:
+    from .totp import verify_otp
+
+    if otp is None:
+        if ask_otp is None:
+            raise UsageError(
+                f"{name} has two-factor authentication: a one-time password is needed.",
+                "Pass it with --as-otp CODE (or run on a terminal to be asked).",
+            )
+        otp = ask_otp(f"One-time password for {name}")
+    result = verify_otp(store, name, otp.strip(), actor=f"as:{name}", action="auth.actor.otp")
+    if not result.accepted:
+        if result.locked:
+            raise Locked(
+                f"Wrong one-time password; {name} is now locked.",
+                "An administrator can run `eset2fa user unlock`.",
+            )
+        raise PermissionDenied(
+            f"Authentication as {name!r} failed: the one-time password was rejected.",
+            f"{result.remaining} attempt(s) left before the account is locked.",
+        )

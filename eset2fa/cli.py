@@ -16,7 +16,7 @@ from .output import Output
 # Global flags a person naturally types after the command (`user status alice --json`): they are
 # moved in front of the command before parsing, so they work in either place.
 _GLOBAL_FLAGS = {"--json", "--yes", "-y", "--as-password-stdin"}
-_GLOBAL_OPTIONS = {"--db", "--as"}
+_GLOBAL_OPTIONS = {"--db", "--as", "--as-otp"}
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -116,6 +116,12 @@ def main(
     as_password_stdin: bool = typer.Option(
         False, "--as-password-stdin", help="Read the --as user's password from stdin's first line."
     ),
+    as_otp: str = typer.Option(
+        None,
+        "--as-otp",
+        metavar="CODE",
+        help="The --as user's one-time password, if they have 2FA (else asked on a terminal).",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm destructive steps."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
@@ -137,6 +143,7 @@ def main(
         json_mode=json_mode,
         as_name=as_name,
         as_password_stdin=as_password_stdin,
+        as_otp=as_otp,
         assume_yes=yes,
         output=Output(json_mode),
     )

@@ -28,6 +28,7 @@ class Invocation:
     json_mode: bool = False
     as_name: str | None = None
     as_password_stdin: bool = False
+    as_otp: str | None = None
     assume_yes: bool = False
     output: Output = field(default_factory=Output)
     _store: object = None
@@ -76,7 +77,13 @@ class Invocation:
                 password = self.read_secret(
                     f"Password for {self.as_name}", from_stdin=self.as_password_stdin
                 )
-                self._actor = authenticate_actor(self.store, self.as_name, password)
+                self._actor = authenticate_actor(
+                    self.store,
+                    self.as_name,
+                    password,
+                    otp=self.as_otp,
+                    ask_otp=self.ask_code if stdin_is_terminal() else None,
+                )
         return self._actor
 
     # -- input --------------------------------------------------------------------------------
@@ -95,6 +102,12 @@ class Invocation:
         import typer
 
         return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+
+    def ask_code(self, prompt: str) -> str:
+        """A one-time password typed at the terminal (shown: it is useless once used)."""
+        import typer
+
+        return typer.prompt(prompt, err=True)
 
     def confirm(self, question: str) -> None:
         """Ask before a destructive step; --yes answers yes; no terminal and no --yes refuses."""

@@ -45,3 +45,57 @@ def verify(
     inv.output.result(result, lambda: inv.output.message(_verdict_line(result)))
     if not result["accepted"]:
         raise typer.Exit(1)
+
+
+@app.command("login")
+def login(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user's name."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin's first line."
+    ),
+) -> None:
+    """Log in interactively: password, first-login enrollment, then the one-time password.
+
+    On the first login after `user enable`, the user types a phone number (stored once, never
+    changed), gets the enrollment link by SMS (the default outbox transport keeps it: see
+    `eset2fa outbox`), scans the QR code and enters the first code, which activates 2FA. Later
+    logins ask for the code. Wrong codes count toward the lockout. Exit 0 logged in, 1 rejected,
+    4 locked. Needs a terminal for the prompts.
+
+    Example:
+        eset2fa auth login alice
+    """
+    from ..context import stdin_is_terminal
+    from ..errors import UsageError
+    from ..login import LoginCallbacks
+    from ..login import login as run_login
+    from .qr import print_qr
+
+    inv = invocation(ctx)
+    password = inv.read_secret(f"Password for {name}", from_stdin=password_stdin)
+
+    def ask(prompt: str) -> str:
+        if not stdin_is_terminal():
+            raise UsageError(
+                f"{prompt}: no terminal to prompt on.", "Run auth login on a terminal."
+            )
+        return typer.prompt(prompt, err=True)
+
+    def show_enrollment(uri: str) -> None:
+        inv.output.notice(
+            "Scan this QR code with Google Authenticator, Microsoft Authenticator or Authy:"
+        )
+        print_qr(inv, uri, to_stderr=inv.json_mode)
+
+    callbacks = LoginCallbacks(
+        ask_phone=ask, ask_otp=ask, show_enrollment=show_enrollment, notice=inv.output.notice
+    )
+    result = run_login(inv.store, name, password, callbacks)
+    inv.output.result(
+        result,
+        lambda: inv.output.message(
+            f"[bold green]Logged in[/] as {result['name']}"
+            + (" (two-factor authentication active)" if result["second_factor"] else "")
+        ),
+    )

@@ -9,14 +9,18 @@ import typer
 from ..context import invocation
 
 
-def print_qr(inv, uri: str) -> None:
-    """The QR code in half-blocks on stdout, black on white (dark-on-light for phone cameras)."""
+def print_qr(inv, uri: str, *, to_stderr: bool = False) -> None:
+    """The QR code in half-blocks, black on white (dark-on-light for phone cameras).
+
+    On stdout, or stderr when stdout must carry only a JSON document.
+    """
     from rich.text import Text
 
     from ..qr import terminal_lines
 
+    console = inv.output.err if to_stderr else inv.output.out
     for line in terminal_lines(uri):
-        inv.output.out.print(Text(line, style="black on bright_white"), soft_wrap=True)
+        console.print(Text(line, style="black on bright_white"), soft_wrap=True)
 
 
 def qr(

@@ -1,0 +1,139 @@
+"""The interactive login (SPEC S3): password, first-login enrollment, then the one-time password.
+
+The command supplies the prompts and the rendering as callbacks, so this module never touches a
+terminal. Steps:
+1. the password (a wrong password or unknown name fails alike: names cannot be probed);
+2. for a user whose 2FA is `pending`: the phone number if none is stored yet (E.164, stored once),
+   the enrollment link (the otpauth URI) sent by SMS through the configured transport, and the QR
+   code shown;
+3. the one-time password, checked by `verify_otp` (wrong codes count toward the lockout).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import audit, totp
+from .db import Store
+from .errors import CheckFailed, DeliveryFailed, Locked, UsageError
+
+OTP_ATTEMPTS = 3  # prompts per login; every wrong one counts toward the lockout
+PHONE_ATTEMPTS = 3
+
+
+@dataclass
+class LoginCallbacks:
+    ask_phone: Callable[[str], str]  # prompt -> typed phone number
+    ask_otp: Callable[[str], str]  # prompt -> typed code
+    show_enrollment: Callable[[str], None]  # otpauth URI -> shows the QR code
+    notice: Callable[[str], None]  # a line for the person logging in
+
+
+def pending_uri(store: Store, row) -> str:
+    """The enrollment URI of a pending TOTP user (no permission check: the user themselves)."""
+    from . import config
+
+    secret = totp.master_key(store).open(row["secret"], totp.secret_context(row["id"]))
+    issuer = config.get(store.conn, "totp.issuer")
+    return totp.provisioning_uri(base64.b32encode(secret).decode(), row["name"], issuer)
+
+
+def _check_password(store: Store, name: str, password: str):
+    from .passwords import verify_password
+
+    row = store.execute(
+        "SELECT id, name, password_hash, state, method, secret, phone, locked FROM users"
+        " WHERE name = ?",
+        (name,),
+    ).fetchone()
+    ok = verify_password(row["password_hash"] if row else None, password)
+    with store.write() as conn:
+        audit.record(
+            conn,
+            row["name"] if row else name,
+            "auth.login",
+            row["name"] if row else name,
+            "password_ok" if ok else "password_failed",
+        )
+    if not ok or row is None:
+        raise CheckFailed(
+            "Login failed: wrong name or password.",
+            "Check both; an administrator can reset a password.",
+        )
+    if row["locked"]:
+        raise Locked(
+            f"{row['name']} is locked after too many wrong one-time passwords.",
+            f"An administrator can run `eset2fa user unlock {row['name']}`.",
+        )
+    return row
+
+
+def _enroll_phone(store: Store, row, callbacks: LoginCallbacks) -> str:
+    from .phones import normalise, store_phone
+
+    for attempt in range(1, PHONE_ATTEMPTS + 1):
+        typed = callbacks.ask_phone("Phone number for the enrollment link (international form)")
+        try:
+            phone = normalise(typed)
+            break
+        except UsageError as error:
+            if attempt == PHONE_ATTEMPTS:
+                raise
+            callbacks.notice(f"{error.message} {error.hint}")
+    with store.write() as conn:
+        store_phone(conn, row["name"], row, phone)
+    return phone
+
+
+def _send_link(store: Store, name: str, phone: str, uri: str, callbacks: LoginCallbacks) -> None:
+    from .transports import sms_transport
+
+    text = f"Two-factor enrollment for {name}: open this link with your authenticator app: {uri}"
+    try:
+        delivery = sms_transport(store).send_sms(phone, text, user=name)
+    except DeliveryFailed as error:
+        callbacks.notice(f"The enrollment SMS could not be sent ({error.message}).")
+        return
+    callbacks.notice(f"Enrollment link sent by SMS to {phone} ({delivery.transport}).")
+
+
+def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> dict:
+    """Run the login; returns {"name", "state", "second_factor"} or raises (exit codes as verify).
+
+    Raises CheckFailed (wrong password or OTP), Locked, UsageError (no way to ask).
+    """
+    row = _check_password(store, name, password)
+    if row["state"] == "disabled":
+        callbacks.notice(f"{row['name']} has no two-factor authentication: password only.")
+        return {"name": row["name"], "state": "disabled", "second_factor": None}
+    if row["method"] != "totp":
+        raise UsageError(
+            f"{row['name']} uses {row['method']} approval, not a one-time password.",
+            f"Use `eset2fa auth push {row['name']}`.",
+        )
+    if row["state"] == "pending":
+        phone = row["phone"] or _enroll_phone(store, row, callbacks)
+        uri = pending_uri(store, row)
+        _send_link(store, row["name"], phone, uri, callbacks)
+        callbacks.show_enrollment(uri)
+
+    for _attempt in range(OTP_ATTEMPTS):
+        code = callbacks.ask_otp(f"One-time password for {row['name']}").strip()
+        result = totp.verify_otp(store, row["name"], code, action="auth.login")
+        if result.accepted:
+            return {"name": row["name"], "state": result.state, "second_factor": "totp"}
+        if result.locked:
+            raise Locked(
+                f"Wrong one-time password; {row['name']} is now locked.",
+                "An administrator can run `eset2fa user unlock`.",
+            )
+        callbacks.notice(
+            f"Wrong one-time password ({result.reason.replace('_', ' ')}); "
+            f"{result.remaining} attempt(s) left before the lock."
+        )
+    raise CheckFailed(
+        "Login failed: the one-time password was rejected.",
+        "Check the phone's clock, and enter the code currently shown in the app.",
+    )

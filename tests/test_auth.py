@@ -1,0 +1,196 @@
+"""`--as` with a second factor, and `auth login` driven through a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import termios
+import time
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+from totp_helpers import secret_of, totp_now
+
+MOMENT = datetime(2026, 11, 22, 12, 0, 10, tzinfo=UTC)
+AS_HELPDESK = ("--as", "helpdesk", "--as-password-stdin")
+
+
+def _active_helpdesk(cli) -> str:
+    """A delegated console user with Write over group ops and TOTP active; returns the secret."""
+    assert cli("user", "add", "helpdesk", "--password-stdin", input="helpdesk-pw\n").exit_code == 0
+    assert cli("user", "grant", "helpdesk", "--write-group", "ops").exit_code == 0
+    secret = secret_of(cli("user", "enable", "helpdesk", "--json").json()["uri"])
+    with time_machine.travel(MOMENT, tick=False):
+        assert cli("auth", "verify", "helpdesk", totp_now(secret)).exit_code == 0
+    assert cli("user", "add", "alice", "--group", "ops").exit_code == 0
+    return secret
+
+
+def test_as_with_active_2fa_needs_the_otp(cli, sql):
+    secret = _active_helpdesk(cli)
+    later = MOMENT + timedelta(seconds=60)
+    with time_machine.travel(later, tick=False):
+        missing = cli(*AS_HELPDESK, "user", "unlock", "alice", input="helpdesk-pw\n")
+        assert missing.exit_code == 2 and "--as-otp" in missing.stderr
+        wrong = cli(
+            *AS_HELPDESK, "--as-otp", "000000", "user", "unlock", "alice", input="helpdesk-pw\n"
+        )
+        assert wrong.exit_code == 5
+        code = totp_now(secret)
+        ok = cli(*AS_HELPDESK, "user", "unlock", "alice", "--as-otp", code, input="helpdesk-pw\n")
+        assert ok.exit_code == 0, ok.stderr
+        replay = cli(
+            *AS_HELPDESK, "--as-otp", code, "user", "unlock", "alice", input="helpdesk-pw\n"
+        )
+        assert replay.exit_code == 5
+    rows = sql("SELECT result FROM audit WHERE action = 'auth.actor.otp' ORDER BY id")
+    assert [r[0] for r in rows] == ["rejected", "accepted", "rejected"]
+    assert sql("SELECT fail_count FROM users WHERE name = 'helpdesk'")[0][0] == 1
+
+
+def test_as_otp_failures_count_toward_the_lockout(cli):
+    secret = _active_helpdesk(cli)
+    assert cli("config", "set", "lockout.max_failures", "2").exit_code == 0
+    args = (*AS_HELPDESK, "--as-otp", "000000", "user", "unlock", "alice")
+    assert cli(*args, input="helpdesk-pw\n").exit_code == 5
+    assert cli(*args, input="helpdesk-pw\n").exit_code == 4
+    good = (*AS_HELPDESK, "--as-otp", totp_now(secret, 1), "user", "unlock", "alice")
+    assert cli(*good, input="helpdesk-pw\n").exit_code == 4
+
+
+def test_as_with_pending_2fa_is_refused(cli):
+    assert cli("user", "add", "helpdesk", "--password-stdin", input="helpdesk-pw\n").exit_code == 0
+    assert cli("user", "enable", "helpdesk", "--no-qr").exit_code == 0
+    assert cli("user", "add", "alice").exit_code == 0
+    result = cli(*AS_HELPDESK, "user", "unlock", "alice", input="helpdesk-pw\n")
+    assert result.exit_code == 6 and "auth login helpdesk" in result.stderr
+
+
+# -- auth login through a pseudo-terminal --------------------------------------------------------
+
+
+class Terminal:
+    """`python -m eset2fa ...` with stdin/stdout/stderr on a pty, answered like a person would."""
+
+    def __init__(self, *args: str) -> None:
+        self.master, slave = os.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "eset2fa", *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            close_fds=True,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"timed out waiting for {text!r}; got:\n{self.seen}"
+            ready, _, _ = select.select([self.master], [], [], remaining)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                assert chunk, f"terminal closed before {text!r}; got:\n{self.seen}"
+                self.seen += chunk.decode(errors="replace")
+        return self.seen
+
+    def send(self, line: str) -> None:
+        os.write(self.master, (line + "\n").encode())
+
+    def send_secret(self, line: str, timeout: float = 10) -> None:
+        """Type a password once the hidden prompt has turned echo off.
+
+        getpass switches echo off with TCSAFLUSH, which discards anything typed before: a
+        person waits for the prompt to be ready, and so does this.
+        """
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.master)[3] & termios.ECHO:
+            assert time.monotonic() < deadline, "the password prompt never turned echo off"
+            time.sleep(0.02)
+        self.send(line)
+
+    def finish(self, timeout: float = 30) -> int:
+        """Read what is left until the terminal closes; the process's exit code."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
+            chunk = b""
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:  # EIO: every process holding the terminal has exited
+                    break
+                self.seen += chunk.decode(errors="replace")
+            if not chunk and self.process.poll() is not None:
+                break
+        os.close(self.master)
+        return self.process.wait(timeout=5)
+
+
+def test_first_login_enrolls_then_later_login_asks_the_otp(cli, db_path, sql):
+    assert cli("user", "add", "alice", "--password-stdin", input="alice-password\n").exit_code == 0
+    assert cli("user", "enable", "alice", "--no-qr").exit_code == 0
+
+    term = Terminal("--db", str(db_path), "auth", "login", "alice")
+    term.expect("Password for alice")
+    term.send_secret("alice-password")
+    term.expect("Phone number")
+    term.send("not a phone")
+    term.expect("Phone number", timeout=30)
+    term.send("+44 20 7946 0000")
+    term.expect("One-time password for alice")
+    assert "█" in term.seen or "▀" in term.seen  # the QR code was drawn
+    (sms,) = sql("SELECT recipient, body FROM outbox WHERE channel = 'sms'")
+    assert sms["recipient"] == "+442079460000"
+    secret = secret_of(sms["body"].split()[-1])
+    term.send("000000" if totp_now(secret) != "000000" else "111111")
+    term.expect("attempt(s) left")
+    term.send(totp_now(secret))
+    term.expect("Logged in")
+    assert term.finish() == 0, term.seen
+    row = sql("SELECT state, phone, fail_count FROM users WHERE name = 'alice'")[0]
+    assert (row["state"], row["phone"], row["fail_count"]) == ("active", "+442079460000", 0)
+
+    again = Terminal("--db", str(db_path), "auth", "login", "alice")
+    again.expect("Password for alice")
+    again.send_secret("alice-password")
+    again.expect("One-time password for alice")
+    assert "Phone number" not in again.seen and "▀" not in again.seen
+    again.send(totp_now(secret, 1))  # the current step was used by the first login
+    again.expect("Logged in")
+    assert again.finish() == 0, again.seen
+    assert len(sql("SELECT id FROM outbox")) == 1  # no second SMS once active
+
+
+def test_login_wrong_password_and_lockout_exit_codes(cli, db_path, sql):
+    assert cli("user", "add", "bob", "--password-stdin", input="bob-password\n").exit_code == 0
+    enroll_uri = cli("user", "enable", "bob", "--phone", "+1 202 555 0143", "--json")
+    secret = secret_of(enroll_uri.json()["uri"])
+    assert cli("config", "set", "lockout.max_failures", "2").exit_code == 0
+
+    wrong = Terminal("--db", str(db_path), "auth", "login", "bob")
+    wrong.expect("Password for bob")
+    wrong.send_secret("not-the-password")
+    assert wrong.finish() == 1, wrong.seen
+
+    locked = Terminal("--db", str(db_path), "auth", "login", "bob")
+    locked.expect("Password for bob")
+    locked.send_secret("bob-password")
+    locked.expect("One-time password for bob")
+    assert "Phone number" not in locked.seen  # the admin recorded it at enrollment
+    bad = "000000" if totp_now(secret) != "000000" else "111111"
+    locked.send(bad)
+    locked.expect("One-time password for bob")
+    locked.send(bad)
+    assert locked.finish() == 4, locked.seen
+    assert sql("SELECT locked FROM users WHERE name = 'bob'")[0][0] == 1
+    (sms,) = sql("SELECT recipient FROM outbox")
+    assert sms[0] == "+12025550143"
