@@ -36,6 +36,12 @@ class Invocation:
     # -- store --------------------------------------------------------------------------------
     @property
     def store(self):
+        store = self._open_store()
+        if self.as_name is not None and self._actor is None:
+            _ = self.actor  # --as authenticates before anything is read, not only for changes
+        return store
+
+    def _open_store(self):
         if self._store is None:
             from .db import open_store
 
@@ -76,7 +82,7 @@ class Invocation:
                 password = self.read_secret(
                     f"Password for {self.as_name}", from_stdin=self.as_password_stdin
                 )
-                self._actor = authenticate_actor(self.store, self.as_name, password)
+                self._actor = authenticate_actor(self._open_store(), self.as_name, password)
         return self._actor
 
     # -- input --------------------------------------------------------------------------------
