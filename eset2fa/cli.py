@@ -41,8 +41,48 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+# The command groups, loaded on demand: a status check imports and builds only `user`, not every
+# group (building all of them costs more than the check itself). name -> (module, attribute,
+# modules that add more commands to that group). The attribute is a Typer sub-app or a function.
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "init": ("eset2fa.commands.init", "init", ()),
+    "user": ("eset2fa.commands.user", "app", ()),
+    "config": ("eset2fa.commands.config", "app", ()),
+    "outbox": ("eset2fa.commands.outbox", "outbox", ()),
+    "db": ("eset2fa.commands.db", "app", ()),
+    "audit": ("eset2fa.commands.audit", "app", ()),
+}
+
+
+def _build_command(name: str):
+    import importlib
+
+    module_name, attribute, extensions = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    for extension in extensions:
+        importlib.import_module(extension)
+    target = getattr(module, attribute)
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer()
+        single.command(name)(target)
+        target = single
+    # Built on its own, a sub-app would offer --install-completion again; the root already does.
+    target._add_completion = False
+    command = typer.main.get_command(target)
+    command.name = name
+    return command
+
+
 class Eset2faGroup(TyperGroup):
-    """Root group: hoists global options and renders every Eset2faError in one place."""
+    """Root group: loads command groups lazily, hoists global options, renders errors once."""
+
+    def list_commands(self, ctx):
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            self.add_command(_build_command(name), name)
+        return super().get_command(ctx, name)
 
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, hoist_global_options(list(args)))
@@ -140,17 +180,3 @@ def main(
         assume_yes=yes,
         output=Output(json_mode),
     )
-
-
-def _wire() -> None:
-    from .commands import audit, config, db, init, outbox, user
-
-    app.command("init")(init.init)
-    app.add_typer(user.app, name="user")
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(db.app, name="db")
-    app.add_typer(config.app, name="config")
-    app.command("outbox")(outbox.outbox)
-
-
-_wire()

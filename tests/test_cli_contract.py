@@ -22,10 +22,12 @@ def all_command_paths():
     paths = []
 
     def walk(command, prefix):
-        subcommands = getattr(command, "commands", None)
-        if subcommands:
-            for name, sub in subcommands.items():
-                walk(sub, [*prefix, name])
+        if hasattr(command, "list_commands"):
+            ctx = command.make_context(
+                prefix[-1] if prefix else "eset2fa", [], resilient_parsing=True
+            )
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), [*prefix, name])
         else:
             paths.append(prefix)
 
