@@ -147,6 +147,8 @@ def _wire() -> None:
 
     app.command("init")(init.init)
     app.add_typer(user.app, name="user")
+    from .commands import user_recovery  # noqa: F401  (importing it adds commands to user.app)
+
     app.add_typer(audit.app, name="audit")
     app.add_typer(db.app, name="db")
     app.add_typer(config.app, name="config")
