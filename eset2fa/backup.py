@@ -127,7 +127,13 @@ def create_backup(
     tmp = files.partial_path(final)
     try:
         facts = files.copy_snapshot(store.path, tmp, pages=pages, progress=progress)
-        files.verify_file(tmp, quick=check == "quick")
+        files.verify_file(
+            tmp,
+            quick=check == "quick",
+            subject=f"The copy of {store.path}",
+            hint="The database itself is damaged (the copy is page for page): run "
+            "`eset2fa db check`, and restore an earlier backup with `eset2fa db restore`.",
+        )
         manifest = BackupManifest(
             format=MANIFEST_FORMAT,
             file=final.name,
@@ -257,7 +263,7 @@ def _validate_candidate(candidate: Path, db_path: Path, shown: Path) -> dict:
     from . import keys
     from .db.connection import APPLICATION_ID, LATEST_VERSION
 
-    files.verify_file(candidate, label=shown)
+    files.verify_file(candidate, subject=str(shown))
     conn = files.open_read_only(candidate)
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]

@@ -161,13 +161,19 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def verify_file(path: Path, *, quick: bool = False, label: Path | None = None) -> None:
+_BAD_FILE_HINT = "Use another backup (`eset2fa db backups`)."
+
+
+def verify_file(
+    path: Path, *, quick: bool = False, subject: str | None = None, hint: str = _BAD_FILE_HINT
+) -> None:
     """Refuse (StorageError) a file that is not a readable, intact SQLite database.
 
     `quick` runs PRAGMA quick_check (b-tree structure, not index contents) instead of the full
-    integrity_check, which on a million-user store costs seconds. `label` names the file in errors.
+    integrity_check, which on a million-user store costs seconds. `subject` names the file in the
+    error (the path a person gave, not a temporary copy).
     """
-    shown = label or path
+    shown = subject or str(path)
     pragma = "quick_check" if quick else "integrity_check"
     try:
         conn = open_read_only(path)
@@ -177,15 +183,12 @@ def verify_file(path: Path, *, quick: bool = False, label: Path | None = None) -
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise StorageError(
-            f"{shown} is not a readable SQLite database ({exc}).",
-            "The file is corrupt, truncated or not a database; use another backup "
-            "(`eset2fa db backups`).",
+            f"{shown} is not a readable SQLite database ({exc}): corrupt, truncated or not a "
+            "database.",
+            hint,
         ) from None
     if rows != ["ok"]:
-        raise StorageError(
-            f"{shown} fails SQLite's {pragma}: {'; '.join(rows[:3])}.",
-            "The file is corrupt; use another backup (`eset2fa db backups`).",
-        )
+        raise StorageError(f"{shown} fails SQLite's {pragma}: {'; '.join(rows[:3])}.", hint)
 
 
 def copy_private(source: Path, dest: Path) -> None:
