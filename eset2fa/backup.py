@@ -360,8 +360,9 @@ def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None =
     if backup_path.resolve() == db_path.resolve():
         raise UsageError("That is the live database itself, not a backup.", _LIST_HINT)
     _check_manifest(backup_path)
-    if not db_path.parent.is_dir():
-        raise NotFound(f"The directory {db_path.parent} does not exist.", "Check --db.")
+    from .paths import ensure_private_dir
+
+    ensure_private_dir(db_path.parent)  # restoring onto a new machine: no store there yet
     moment = datetime.now(UTC)
     tmp = files.partial_path(db_path)
     try:

@@ -189,3 +189,15 @@ def test_restore_is_refused_to_a_delegated_user(cli, store, backup):
     assert r.exit_code == 5
     assert rows(store) == before  # (the --as sign-in itself is audited, so bytes differ)
     assert no_leftovers(store.parent)
+
+
+def test_restore_onto_a_machine_without_a_store(cli, backup, tmp_path):
+    new_db = tmp_path / "new-host" / "eset2fa.db"
+    r = cli("db", "restore", str(backup), "--yes", "--json", db=new_db)
+    assert r.exit_code == 0, r.stderr
+    assert r.json()["replaced"] is None
+    assert [row[0] for row in rows(new_db, "SELECT name FROM users ORDER BY name")] == [
+        "Administrator",
+        "alice",
+        "bob",
+    ]
