@@ -46,7 +46,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
 # modules that add more commands to that group). The attribute is a Typer sub-app or a function.
 COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "init": ("eset2fa.commands.init", "init", ()),
-    "user": ("eset2fa.commands.user", "app", ()),
+    "user": ("eset2fa.commands.user", "app", ("eset2fa.commands.user_recovery",)),
     "config": ("eset2fa.commands.config", "app", ()),
     "outbox": ("eset2fa.commands.outbox", "outbox", ()),
     "db": ("eset2fa.commands.db", "app", ()),

@@ -41,6 +41,10 @@ SETTINGS: dict[str, Setting] = {
     "sms.transport": Setting("choice", "outbox", "Where SMS go", choices=("outbox", "http")),
     "push.transport": Setting("choice", "outbox", "Where pushes go", choices=("outbox", "ntfy")),
     "push.timeout_seconds": Setting("int", 150, "Seconds a push waits for approval", minimum=1),
+    # storage
+    "backup.keep": Setting(
+        "int", 20, "Backups kept in the default backups/ folder (oldest removed)", minimum=1
+    ),
 }
 
 # Families of keys with a free suffix, e.g. `sms.params.To`.
