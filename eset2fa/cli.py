@@ -143,7 +143,7 @@ def main(
 
 
 def _wire() -> None:
-    from .commands import audit, config, db, init, outbox, user
+    from .commands import audit, config, db, init, outbox, sms, user
 
     app.command("init")(init.init)
     app.add_typer(user.app, name="user")
@@ -151,6 +151,7 @@ def _wire() -> None:
     app.add_typer(db.app, name="db")
     app.add_typer(config.app, name="config")
     app.command("outbox")(outbox.outbox)
+    app.add_typer(sms.app, name="sms")
 
 
 _wire()

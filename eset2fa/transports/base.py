@@ -55,10 +55,10 @@ class PushTransport:
 
 
 def _registry(kind: str) -> dict[str, type]:
-    from . import outbox
+    from . import outbox, sms_http
 
     registries: dict[str, dict[str, type]] = {
-        "sms": {"outbox": outbox.OutboxSms},
+        "sms": {"outbox": outbox.OutboxSms, "http": sms_http.HttpSms},
         "push": {"outbox": outbox.OutboxPush},
     }
     return registries[kind]
