@@ -143,7 +143,7 @@ def main(
 
 
 def _wire() -> None:
-    from .commands import audit, config, db, init, outbox, sms, user
+    from .commands import audit, config, db, init, outbox, push, sms, user
 
     app.command("init")(init.init)
     app.add_typer(user.app, name="user")
@@ -152,6 +152,7 @@ def _wire() -> None:
     app.add_typer(config.app, name="config")
     app.command("outbox")(outbox.outbox)
     app.add_typer(sms.app, name="sms")
+    app.add_typer(push.app, name="push")
 
 
 _wire()

@@ -94,3 +94,9 @@ class EncryptionKeyError(StorageError):
     """The encryption key is missing or wrong (exit code 9, like any storage failure)."""
 
     code = "key"
+
+
+class PushRateLimited(PushDenied):
+    """Too many push requests for one user in the rate window (push fatigue): denied, exit 8."""
+
+    code = "push_rate_limited"
