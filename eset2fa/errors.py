@@ -78,6 +78,7 @@ class StateConflict(Eset2faError):
 class DeliveryFailed(Eset2faError):
     exit_code = ExitCode.DELIVERY_FAILED
     code = "delivery_failed"
+    status: int | None = None  # the gateway's HTTP status, when it answered
 
 
 class PushDenied(Eset2faError):

@@ -172,4 +172,6 @@ def http_failure(
     message = f"The {what} at {where} answered HTTP {status} {response.reason or ''}".rstrip()
     if snippet:
         message += f": {snippet}"
-    return DeliveryFailed(message + ".", _status_hint(status, what))
+    error = DeliveryFailed(message + ".", _status_hint(status, what))
+    error.status = status
+    return error
