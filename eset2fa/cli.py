@@ -143,7 +143,7 @@ def main(
 
 
 def _wire() -> None:
-    from .commands import audit, config, db, init, outbox, push, sms, user
+    from .commands import audit, config, db, doctor, init, outbox, push, sms, user
 
     app.command("init")(init.init)
     app.add_typer(user.app, name="user")
@@ -153,6 +153,7 @@ def _wire() -> None:
     app.command("outbox")(outbox.outbox)
     app.add_typer(sms.app, name="sms")
     app.add_typer(push.app, name="push")
+    app.command("doctor")(doctor.doctor)
 
 
 _wire()
