@@ -89,7 +89,7 @@ SETTINGS: dict[str, Setting] = {
         "str", None, "Token of eset2fa's ntfy account (publishes, polls replies)", secret=True
     ),
     "ntfy.topic_prefix": Setting("str", "eset2fa-", "Request topic = prefix + user name"),
-    "ntfy.reply_topic": Setting("str", "eset2fa-reply", "Topic the Approve button posts to"),
+    "ntfy.reply_topic": Setting("str", "eset2fa_reply", "Topic the Approve button posts to"),
     "ntfy.reply_token": Setting(
         "str", None, "Write-only token for the reply topic, put in the Approve button", secret=True
     ),

@@ -34,8 +34,8 @@ class FakeNtfy:
         self.replies: list[dict] = []
         self.lock = threading.Lock()
         httpserver.expect_request("/", method="POST").respond_with_handler(self.publish)
-        httpserver.expect_request("/eset2fa-reply", method="POST").respond_with_handler(self.reply)
-        httpserver.expect_request("/eset2fa-reply/json", method="GET").respond_with_handler(
+        httpserver.expect_request("/eset2fa_reply", method="POST").respond_with_handler(self.reply)
+        httpserver.expect_request("/eset2fa_reply/json", method="GET").respond_with_handler(
             self.poll
         )
 
@@ -60,7 +60,7 @@ class FakeNtfy:
                 "id": f"msg{len(self.replies) + 1}",
                 "time": int(time.time()),
                 "event": "message",
-                "topic": "eset2fa-reply",
+                "topic": "eset2fa_reply",
                 "message": request.get_data(as_text=True),
             }
             self.replies.append(event)
@@ -133,7 +133,7 @@ def test_round_trip_approve_from_the_published_action(cli, ntfy, store, sql):
     assert request_id in message["title"] and request_id in message["message"]
     approve, reject = message["actions"]
     assert (approve["action"], approve["label"], approve["method"]) == ("http", "Approve", "POST")
-    assert approve["url"] == ntfy_url(cli, "/eset2fa-reply")
+    assert approve["url"] == ntfy_url(cli, "/eset2fa_reply")
     assert approve["headers"] == {"Authorization": f"Bearer {REPLY}"}
     assert approve["body"].startswith(request_id + ".")
     assert reject["label"] == "Reject" and reject["action"] != "http" and "url" not in reject

@@ -94,8 +94,14 @@ class NtfyPush(PushTransport):
             "clear": True,
             "extras": {"request": request["id"], "decision": "reject"},
         }
+        topic = user_topic(config.get(conn, "ntfy.topic_prefix"), request["user"])
+        if topic == reply_topic:
+            raise DeliveryFailed(
+                f"User {request['user']}'s request topic would be the reply topic {reply_topic}.",
+                "Give ntfy.reply_topic a name outside ntfy.topic_prefix (default eset2fa_reply).",
+            )
         return {
-            "topic": user_topic(config.get(conn, "ntfy.topic_prefix"), request["user"]),
+            "topic": topic,
             "title": f"Login request {request['id']}",
             "message": (
                 f"{request['user']}: approve only if request ID {request['id']} is on your"
