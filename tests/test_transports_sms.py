@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.wrappers import Response
 
 PHONE = "+420601123456"
@@ -262,3 +265,18 @@ def test_bad_phone_is_usage_error(cli, store):
     r = cli("sms", "test", "12")
     assert r.exit_code == 2
     assert "international form" in r.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=30), st.from_regex(r"\+?[0-9 ()-]{4,20}", fullmatch=True)))
+def test_normalize_phone_gives_e164_or_a_usage_error(text):
+    from eset2fa.errors import UsageError
+    from eset2fa.phones import normalize_phone
+
+    try:
+        number = normalize_phone(text, "CZ")
+    except UsageError as error:
+        assert error.hint and "international form" in error.hint
+    else:
+        assert re.fullmatch(r"\+[1-9][0-9]{6,14}", number)
+        assert normalize_phone(number) == number  # idempotent
