@@ -51,6 +51,9 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "outbox": ("eset2fa.commands.outbox", "outbox", ()),
     "db": ("eset2fa.commands.db", "app", ()),
     "audit": ("eset2fa.commands.audit", "app", ()),
+    "push": ("eset2fa.commands.push", "app", ()),
+    "sms": ("eset2fa.commands.sms", "app", ()),
+    "doctor": ("eset2fa.commands.doctor", "doctor", ()),
 }
 
 
@@ -62,13 +65,15 @@ def _build_command(name: str):
     for extension in extensions:
         importlib.import_module(extension)
     target = getattr(module, attribute)
-    if not isinstance(target, typer.Typer):
-        single = typer.Typer()
+    if isinstance(target, typer.Typer):
+        # Built on its own, a sub-app would offer --install-completion again; the root does that.
+        target._add_completion = False
+        # get_group, not get_command: a group with one command (`sms test`) stays a group.
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
         single.command(name)(target)
-        target = single
-    # Built on its own, a sub-app would offer --install-completion again; the root already does.
-    target._add_completion = False
-    command = typer.main.get_command(target)
+        command = typer.main.get_command(single)
     command.name = name
     return command
 
