@@ -1,7 +1,5 @@
 """The command line: global options, sub-app wiring, and the one place errors are rendered."""
 
-from __future__ import annotations
-
 import sqlite3
 from pathlib import Path
 

@@ -1,7 +1,5 @@
 """`eset2fa db ...`: check, migrate, back up and restore the store."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

@@ -1,7 +1,5 @@
 """`eset2fa doctor`: check the database, the key and the configured endpoints."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation

@@ -1,7 +1,5 @@
 """`eset2fa push ...`: send a push request and wait for it; list, show, approve, reject."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation

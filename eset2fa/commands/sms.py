@@ -1,7 +1,5 @@
 """`eset2fa sms test`: send one SMS through the configured transport to check it."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation

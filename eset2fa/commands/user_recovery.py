@@ -1,7 +1,5 @@
 """`eset2fa user reset-password`: recovery commands on the `user` group, each backing up first."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation, stdin_is_terminal
