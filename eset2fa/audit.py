@@ -8,7 +8,6 @@ it describes commit together or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -29,6 +28,8 @@ class AuditEvent:
 
 
 def _row_hash(prev_hash: str, at: str, event: AuditEvent, details_json: str) -> str:
+    import hashlib  # not at import time: read-only commands never hash
+
     material = "\x1f".join(
         (prev_hash, at, event.actor, event.action, event.target or "", event.result, details_json)
     )

@@ -1,7 +1,5 @@
 """The command line: global options, sub-app wiring, and the one place errors are rendered."""
 
-from __future__ import annotations
-
 import sqlite3
 from pathlib import Path
 
@@ -41,8 +39,59 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return front + rest
 
 
+# The command groups, loaded on demand: a status check imports and builds only `user`, not every
+# group (building all of them costs more than the check itself). name -> (module, attribute,
+# modules that add more commands to that group). The attribute is a Typer sub-app or a function.
+COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "init": ("eset2fa.commands.init", "init", ()),
+    "user": (
+        "eset2fa.commands.user",
+        "app",
+        ("eset2fa.commands.user_recovery", "eset2fa.commands.user_2fa"),
+    ),
+    "config": ("eset2fa.commands.config", "app", ()),
+    "outbox": ("eset2fa.commands.outbox", "outbox", ()),
+    "db": ("eset2fa.commands.db", "app", ()),
+    "audit": ("eset2fa.commands.audit", "app", ()),
+    "push": ("eset2fa.commands.push", "app", ()),
+    "sms": ("eset2fa.commands.sms", "app", ()),
+    "doctor": ("eset2fa.commands.doctor", "doctor", ()),
+    "auth": ("eset2fa.commands.auth", "app", ()),
+    "qr": ("eset2fa.commands.qr", "qr", ()),
+}
+
+
+def _build_command(name: str):
+    import importlib
+
+    module_name, attribute, extensions = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    for extension in extensions:
+        importlib.import_module(extension)
+    target = getattr(module, attribute)
+    if isinstance(target, typer.Typer):
+        # Built on its own, a sub-app would offer --install-completion again; the root does that.
+        target._add_completion = False
+        # get_group, not get_command: a group with one command (`sms test`) stays a group.
+        command = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
 class Eset2faGroup(TyperGroup):
-    """Root group: hoists global options and renders every Eset2faError in one place."""
+    """Root group: loads command groups lazily, hoists global options, renders errors once."""
+
+    def list_commands(self, ctx):
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            self.add_command(_build_command(name), name)
+        return super().get_command(ctx, name)
 
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, hoist_global_options(list(args)))
@@ -147,19 +196,3 @@ def main(
         assume_yes=yes,
         output=Output(json_mode),
     )
-
-
-def _wire() -> None:
-    from .commands import audit, auth, config, db, init, outbox, qr, user, user_2fa  # noqa: F401
-
-    app.command("init")(init.init)
-    app.add_typer(user.app, name="user")
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(db.app, name="db")
-    app.add_typer(config.app, name="config")
-    app.command("outbox")(outbox.outbox)
-    app.add_typer(auth.app, name="auth")
-    app.command("qr")(qr.qr)
-
-
-_wire()

@@ -41,10 +41,75 @@ SETTINGS: dict[str, Setting] = {
     "sms.transport": Setting("choice", "outbox", "Where SMS go", choices=("outbox", "http")),
     "push.transport": Setting("choice", "outbox", "Where pushes go", choices=("outbox", "ntfy")),
     "push.timeout_seconds": Setting("int", 150, "Seconds a push waits for approval", minimum=1),
+    # storage
+    "backup.keep": Setting(
+        "int", 20, "Backups kept in the default backups/ folder (oldest removed)", minimum=1
+    ),
+    "push.rate_limit": Setting(
+        "int", 5, "Push requests one user may get per rate window (push fatigue)", minimum=1
+    ),
+    "push.rate_window_seconds": Setting(
+        "int", 600, "The window push.rate_limit counts over, in seconds", minimum=1
+    ),
+    # HTTP, shared by every network transport (never through a proxy, SPEC S11)
+    "http.connect_timeout": Setting("float", 5.0, "Seconds to wait for a connection", minimum=0.1),
+    "http.read_timeout": Setting("float", 15.0, "Seconds to wait for an answer", minimum=0.1),
+    "http.retries": Setting(
+        "int", 2, "Retries when nothing was sent (connection refused, DNS) or for GETs", minimum=0
+    ),
+    "http.ca_bundle": Setting("str", None, "CA bundle file for TLS (default: the system's)"),
+    # SMS over HTTP (sms.transport = http)
+    "sms.preset": Setting(
+        "choice",
+        "custom",
+        "Gateway type",
+        choices=("custom", "twilio", "android-sms-gateway"),
+    ),
+    "sms.url": Setting("str", None, "Gateway URL (custom) or base URL (android-sms-gateway)"),
+    "sms.method": Setting("choice", "POST", "HTTP method (custom)", choices=("POST", "GET", "PUT")),
+    "sms.body": Setting(
+        "choice", "form", "How parameters are sent (custom)", choices=("form", "json", "query")
+    ),
+    "sms.username": Setting("str", None, "Basic auth user (custom, android-sms-gateway)"),
+    "sms.password": Setting("str", None, "Basic auth password", secret=True),
+    "sms.auth_header": Setting(
+        "str", "Authorization", "Header that carries sms.auth_token (custom)"
+    ),
+    "sms.auth_token": Setting(
+        "str", None, "Header value sent verbatim, e.g. 'Bearer abc' (custom)", secret=True
+    ),
+    "sms.ok_status": Setting("str", "200-299", "Statuses that mean sent, e.g. 200-299 or 200,202"),
+    "sms.success_regex": Setting("str", None, "The reply body must match this to count as sent"),
+    "sms.fail_regex": Setting("str", None, "A reply body matching this means not sent"),
+    "twilio.account_sid": Setting("str", None, "Twilio Account SID (AC...)"),
+    "twilio.auth_token": Setting("str", None, "Twilio auth token", secret=True),
+    "twilio.from": Setting("str", None, "Twilio sender number (E.164) or Messaging Service"),
+    "twilio.api_base": Setting("str", "https://api.twilio.com", "Twilio API base URL"),
+    # push over ntfy (push.transport = ntfy)
+    "ntfy.server": Setting(
+        "str", None, "Self-hosted ntfy server URL, e.g. https://ntfy.example.org"
+    ),
+    "ntfy.publish_token": Setting(
+        "str", None, "Token of eset2fa's ntfy account (publishes, polls replies)", secret=True
+    ),
+    "ntfy.topic_prefix": Setting("str", "eset2fa-", "Request topic = prefix + user name"),
+    "ntfy.reply_topic": Setting("str", "eset2fa_reply", "Topic the Approve button posts to"),
+    "ntfy.reply_token": Setting(
+        "str", None, "Write-only token for the reply topic, put in the Approve button", secret=True
+    ),
+    "ntfy.poll_token": Setting(
+        "str", None, "Token that reads the reply topic (default: ntfy.publish_token)", secret=True
+    ),
+    "ntfy.poll_interval": Setting("float", 2.0, "Seconds between reply polls", minimum=0.05),
 }
 
 # Families of keys with a free suffix, e.g. `sms.params.To`.
-PATTERN_SETTINGS: list[tuple[re.Pattern[str], Setting]] = []
+PATTERN_SETTINGS: list[tuple[re.Pattern[str], Setting]] = [
+    (
+        re.compile(r"sms\.params\.[A-Za-z0-9_\-\[\]]{1,64}"),
+        Setting("str", None, "Gateway parameter template: {phone} and {text} are filled in"),
+    ),
+]
 
 _MISSING = object()
 
@@ -111,6 +176,16 @@ def get(conn: sqlite3.Connection, key: str) -> Any:
     setting = setting_for(key)
     row = conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
     return _typed(setting, row[0] if row else None)
+
+
+def get_prefixed(conn: sqlite3.Connection, prefix: str) -> dict[str, str]:
+    """Stored values of a key family, e.g. `sms.params.` -> {"To": "{phone}"}, by key order."""
+    rows = conn.execute(
+        "SELECT key, value FROM config WHERE substr(key, 1, ?) = ? AND value IS NOT NULL"
+        " ORDER BY key",
+        (len(prefix), prefix),
+    )
+    return {row[0][len(prefix) :]: row[1] for row in rows}
 
 
 def get_secret(store: Store, key: str) -> str | None:

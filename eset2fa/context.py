@@ -37,6 +37,12 @@ class Invocation:
     # -- store --------------------------------------------------------------------------------
     @property
     def store(self):
+        store = self._open_store()
+        if self.as_name is not None and self._actor is None:
+            _ = self.actor  # --as authenticates before anything is read, not only for changes
+        return store
+
+    def _open_store(self):
         if self._store is None:
             from .db import open_store
 
@@ -78,7 +84,7 @@ class Invocation:
                     f"Password for {self.as_name}", from_stdin=self.as_password_stdin
                 )
                 self._actor = authenticate_actor(
-                    self.store,
+                    self._open_store(),
                     self.as_name,
                     password,
                     otp=self.as_otp,

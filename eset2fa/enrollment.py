@@ -141,11 +141,11 @@ def enable(
     if method not in METHODS:
         raise UsageError(f"Unknown method {method!r}.", "Use --method totp or --method push.")
     if phone is not None:
-        from .phones import normalise
+        from .phones import normalize_phone
 
         if not names or len(names) != 1:
             raise UsageError("--phone applies to one user at a time.", "Give exactly one NAME.")
-        phone = normalise(phone)
+        phone = normalize_phone(phone)
     from . import config
 
     report = BulkReport()

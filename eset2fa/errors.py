@@ -78,6 +78,7 @@ class StateConflict(Eset2faError):
 class DeliveryFailed(Eset2faError):
     exit_code = ExitCode.DELIVERY_FAILED
     code = "delivery_failed"
+    status: int | None = None  # the gateway's HTTP status, when it answered
 
 
 class PushDenied(Eset2faError):
@@ -94,3 +95,9 @@ class EncryptionKeyError(StorageError):
     """The encryption key is missing or wrong (exit code 9, like any storage failure)."""
 
     code = "key"
+
+
+class PushRateLimited(PushDenied):
+    """Too many push requests for one user in the rate window (push fatigue): denied, exit 8."""
+
+    code = "push_rate_limited"

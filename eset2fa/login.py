@@ -71,12 +71,12 @@ def _check_password(store: Store, name: str, password: str):
 
 
 def _enroll_phone(store: Store, row, callbacks: LoginCallbacks) -> str:
-    from .phones import normalise, store_phone
+    from .phones import normalize_phone, store_phone
 
     for attempt in range(1, PHONE_ATTEMPTS + 1):
         typed = callbacks.ask_phone("Phone number for the enrollment link (international form)")
         try:
-            phone = normalise(typed)
+            phone = normalize_phone(typed)
             break
         except UsageError as error:
             if attempt == PHONE_ATTEMPTS:

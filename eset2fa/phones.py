@@ -1,4 +1,7 @@
-"""Phone numbers: parsed and normalised to E.164 with `phonenumbers`, stored once (SPEC S8)."""
+"""Phone numbers in one form: E.164 (`+420601123456`), the form SMS gateways expect.
+
+A user's number is stored once and never changed (SPEC S8): only disabling 2FA clears it.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +10,22 @@ import sqlite3
 from . import audit
 from .errors import StateConflict, UsageError
 
-_HINT = "Give the number in international form, e.g. +421 900 123 456 or +44 20 7946 0000."
+_HINT = "Give the number in international form, e.g. +420601123456 (country code first)."
 
 
-def normalise(text: str) -> str:
-    """E.164 form (`+421212345678`) of a valid number written in international form."""
+def normalize_phone(text: str, default_region: str | None = None) -> str:
+    """`text` as an E.164 number; a national number needs `default_region` (e.g. "CZ")."""
     import phonenumbers
 
+    cleaned = (text or "").strip()
+    if not cleaned or len(cleaned) > 40:
+        raise UsageError(f"{cleaned[:40]!r} is not a phone number.", _HINT)
     try:
-        number = phonenumbers.parse(text.strip(), None)
+        number = phonenumbers.parse(cleaned, default_region)
     except phonenumbers.NumberParseException:
-        raise UsageError(f"{text!r} is not a phone number.", _HINT) from None
+        raise UsageError(f"{cleaned!r} is not a phone number.", _HINT) from None
     if not phonenumbers.is_valid_number(number):
-        raise UsageError(f"{text!r} is not a valid phone number.", _HINT)
+        raise UsageError(f"{cleaned!r} is not a valid phone number.", _HINT)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -1,7 +1,5 @@
 """`eset2fa audit ...`: read and verify the audit log."""
 
-from __future__ import annotations
-
 import re
 from datetime import timedelta
 

@@ -1,7 +1,5 @@
 """`eset2fa auth ...`: verify one-time passwords (scripts, PAM) and the interactive login."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation

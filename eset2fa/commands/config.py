@@ -1,7 +1,5 @@
 """`eset2fa config ...`: settings stored in the database (secrets encrypted, never shown)."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation, stdin_is_terminal

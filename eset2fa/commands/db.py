@@ -1,6 +1,6 @@
-"""`eset2fa db ...`: check and migrate the store."""
+"""`eset2fa db ...`: check, migrate, back up and restore the store."""
 
-from __future__ import annotations
+from pathlib import Path
 
 import typer
 
@@ -106,3 +106,133 @@ def rekey(ctx: typer.Context) -> None:
             f" ({result['key_source']})"
         ),
     )
+
+
+@app.command("backup")
+def backup(
+    ctx: typer.Context,
+    to: Path = typer.Option(
+        None,
+        "--to",
+        metavar="PATH",
+        help="Write the backup to this new file or into this directory (never pruned).",
+    ),
+    reason: str = typer.Option("manual", "--reason", help="Why: recorded in the manifest."),
+    quick_check: bool = typer.Option(
+        False,
+        "--quick-check",
+        help="Verify the copy with quick_check instead of the full integrity_check (big stores).",
+    ),
+) -> None:
+    """Take a verified, consistent backup while other processes may keep writing.
+
+    The copy uses SQLite's online backup API, is written under a temporary name, fsynced,
+    checked with integrity_check, and renamed into place with mode 0600. A manifest
+    (`<backup>.json`: time, reason, schema version, key fingerprint, SHA-256, user count) sits
+    beside it. By default backups go to `backups/` beside the database, where the newest
+    `backup.keep` (default 20) are kept. The encryption key is NOT in the backup.
+
+    Example:
+        eset2fa db backup --reason "before upgrade"
+        eset2fa db backup --to /mnt/offsite/ --json
+    """
+    from ..backup import create_backup
+
+    inv = invocation(ctx)
+    result = create_backup(
+        inv.store, reason, to, actor=inv.actor, check="quick" if quick_check else "full"
+    )
+
+    def human() -> None:
+        inv.output.message(f"Backup written to {result['path']}")
+        inv.output.notice(
+            f"{result['users']} user(s), schema {result['schema_version']}, "
+            f"sha256 {result['sha256'][:16]}..., key fingerprint "
+            f"{result['key_fingerprint'] or '(no key yet)'}"
+        )
+        for old in result["removed"]:
+            inv.output.notice(f"Removed old backup {old} (keeping {result['keep']})")
+
+    inv.output.result(result, human)
+
+
+@app.command("backups")
+def backups(
+    ctx: typer.Context,
+    no_verify: bool = typer.Option(
+        False, "--no-verify", help="Do not recompute checksums (faster for big backups)."
+    ),
+) -> None:
+    """List this database's backups in `backups/` beside it, newest first, checksums verified.
+
+    A backup whose file no longer matches its manifest's SHA-256 is flagged
+    "checksum mismatch" (exit 1). Works even when the live database is damaged.
+
+    Example:
+        eset2fa db backups
+        eset2fa db backups --json
+    """
+    from ..backup import list_backups
+
+    inv = invocation(ctx)
+    rows = list_backups(inv.db_path, verify=not no_verify)
+
+    def human() -> None:
+        inv.output.table(
+            ["created", "reason", "users", "schema", "status", "path"],
+            [
+                (
+                    r.get("created_at"),
+                    r.get("reason"),
+                    r.get("users"),
+                    r.get("schema_version"),
+                    r["status"],
+                    r["path"],
+                )
+                for r in rows
+            ],
+        )
+        inv.output.notice(f"{len(rows)} backup(s)")
+
+    inv.output.result(rows, human)
+    if any(r["status"] in ("checksum mismatch", "no manifest") for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command("restore")
+def restore(
+    ctx: typer.Context,
+    backup_file: Path = typer.Argument(..., metavar="BACKUP", help="The backup file to restore."),
+) -> None:
+    """Replace the database with a backup, after validating it. Asks first unless --yes.
+
+    Before the live database is touched, the backup is checked: its manifest checksum, SQLite
+    integrity, that it is an eset2fa store of a schema this version knows, and that the current
+    encryption key opens it. A file that fails is refused (exit 9) and nothing changes. The
+    replaced database is kept beside it as `<db>.replaced-<time>`. Stop other eset2fa processes
+    using this database first.
+
+    Example:
+        eset2fa db backups
+        eset2fa db restore ~/.local/share/eset2fa/backups/eset2fa-20261122T101500.000000Z-manual.db
+    """
+    from ..backup import restore_backup
+    from ..errors import PermissionDenied
+
+    inv = invocation(ctx)
+    actor = inv.actor
+    if not actor.is_admin:
+        raise PermissionDenied(
+            f"{actor.label} may not restore the database.",
+            "Only the Administrator or the local operator restores backups.",
+        )
+    inv.confirm(f"Replace the database {inv.db_path} with the backup {backup_file}?")
+    inv.close()  # nothing of ours may hold the live file open while it is swapped
+    result = restore_backup(inv.db_path, backup_file, actor=actor)
+
+    def human() -> None:
+        inv.output.message(f"Restored {result['path']} from {result['backup']}")
+        if result["replaced"]:
+            inv.output.notice(f"The replaced database was kept as {result['replaced']}")
+
+    inv.output.result(result, human)

@@ -1,7 +1,5 @@
 """`eset2fa init`: create the store and the Administrator account."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation, stdin_is_terminal

@@ -1,7 +1,5 @@
 """`eset2fa outbox`: the messages the embedded transport kept instead of sending."""
 
-from __future__ import annotations
-
 import typer
 
 from ..context import invocation

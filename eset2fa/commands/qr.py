@@ -1,7 +1,5 @@
 """`eset2fa qr NAME`: the enrollment QR code again, while the user is pending."""
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import typer

@@ -1,7 +1,5 @@
 """`eset2fa user ...`: console users, their groups, grants and status."""
 
-from __future__ import annotations
-
 import sys
 from enum import StrEnum
 from pathlib import Path

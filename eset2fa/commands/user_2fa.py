@@ -4,8 +4,6 @@ They live apart from commands/user.py (accounts and permissions) and register on
 sub-app; cli._wire imports this module so they exist.
 """
 
-from __future__ import annotations
-
 from enum import StrEnum
 
 import typer

@@ -113,9 +113,33 @@ def m0002_config_and_outbox(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0003_push_requests(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """
+        CREATE TABLE push_requests (
+            id TEXT PRIMARY KEY,    -- short human ID shown at login and in the push, "K7Q-4M2"
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'approved', 'rejected', 'expired')),
+            nonce_hash TEXT NOT NULL,   -- sha256 of the approval token's nonce, never the token
+            transport TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            decided_at TEXT,
+            decided_by TEXT            -- "token", an admin's label, or why it expired
+        );
+        CREATE INDEX push_requests_user ON push_requests (user_id, created_at);
+        CREATE INDEX push_requests_state ON push_requests (state)
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
+    ("0003_push_requests", m0003_push_requests),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -55,11 +55,11 @@ class PushTransport:
 
 
 def _registry(kind: str) -> dict[str, type]:
-    from . import outbox
+    from . import ntfy, outbox, sms_http
 
     registries: dict[str, dict[str, type]] = {
-        "sms": {"outbox": outbox.OutboxSms},
-        "push": {"outbox": outbox.OutboxPush},
+        "sms": {"outbox": outbox.OutboxSms, "http": sms_http.HttpSms},
+        "push": {"outbox": outbox.OutboxPush, "ntfy": ntfy.NtfyPush},
     }
     return registries[kind]
 

@@ -1,0 +1,120 @@
+"""Benchmark: `eset2fa db backup` of a 1,000,000-user store vs the sqlite3 shell's `.backup`.
+
+SPEC §6 target: `db backup` <= 2 x `sqlite3 DB ".backup FILE"`. Both copy with SQLite's online
+backup API; `db backup` also verifies the copy (integrity_check, or quick_check with
+--quick-check), hashes it (SHA-256 for the manifest) and pays Python's start-up. The copy step
+alone is timed in-process too, so the figures say where the time goes.
+
+    python bench/backup.py [--users 1000000] [--runs 3] [--keep-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def build_store(db: Path, users: int) -> None:
+    from eset2fa.db import open_store
+
+    store = open_store(db)
+    store.close()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")  # building the fixture only; not what is measured
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO users (name, group_name, created_at) VALUES (?, ?, '2026-01-01T00:00:00Z')",
+        ((f"user{i:07d}", f"group{i % 100}") for i in range(users)),
+    )
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # both tools then read the same main file
+    conn.close()
+
+
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def median_of(runs: int, command_for, cleanup) -> float:
+    times = []
+    for i in range(runs):
+        times.append(timed(command_for(i)))
+        cleanup()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--keep-dir", type=Path, help="build the store here and keep it")
+    args = parser.parse_args()
+
+    sqlite_cli = shutil.which("sqlite3")
+    work = args.keep_dir or Path(tempfile.mkdtemp(prefix="eset2fa-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "bench.db"
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+    if not db.exists():
+        start = time.perf_counter()
+        build_store(db, args.users)
+        print(f"built {args.users:,} users in {time.perf_counter() - start:.1f} s", flush=True)
+    size_mb = db.stat().st_size / 1e6
+
+    def clean() -> None:
+        for entry in out.iterdir():
+            entry.unlink()
+
+    eset2fa = [sys.executable, "-m", "eset2fa", "--db", str(db), "db", "backup", "--to", str(out)]
+    results = {}
+    results["eset2fa db backup (integrity_check)"] = median_of(args.runs, lambda i: eset2fa, clean)
+    results["eset2fa db backup --quick-check"] = median_of(
+        args.runs, lambda i: [*eset2fa, "--quick-check"], clean
+    )
+    if sqlite_cli:
+        baseline_name = "sqlite3 .backup"
+        baseline = median_of(
+            args.runs, lambda i: [sqlite_cli, str(db), f".backup {out / f'cli{i}.db'}"], clean
+        )
+    else:  # no shell installed: the same API in one step from Python (start-up included)
+        baseline_name = "python sqlite3 backup(pages=-1)"
+        script = (
+            "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]);"
+            " s.backup(d); d.close()"
+        )
+        baseline = median_of(
+            args.runs,
+            lambda i: [sys.executable, "-c", script, str(db), str(out / f"py{i}.db")],
+            clean,
+        )
+
+    from eset2fa.db.backup import copy_snapshot
+
+    copies = []
+    for i in range(args.runs):
+        start = time.perf_counter()
+        copy_snapshot(db, out / f"copy{i}.db")
+        copies.append(time.perf_counter() - start)
+    clean()
+    results["copy step alone (in-process)"] = statistics.median(copies)
+
+    print(f"store: {args.users:,} users, {size_mb:.0f} MB; median of {args.runs} runs")
+    print(f"  {baseline_name:<40} {baseline:6.2f} s   1.00 x")
+    for name, seconds in results.items():
+        print(f"  {name:<40} {seconds:6.2f} s  {seconds / baseline:5.2f} x")
+    if not args.keep_dir:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()

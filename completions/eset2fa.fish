@@ -1,0 +1,1 @@
+complete --command eset2fa --no-files --arguments "(env _ESET2FA_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) eset2fa)" --condition "env _ESET2FA_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) eset2fa"

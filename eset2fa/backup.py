@@ -1,0 +1,402 @@
+"""Verified backups of the store, their manifests and retention, and restoring one.
+
+A backup is a consistent SQLite snapshot (online backup API, while other processes keep writing),
+written under a temporary name, fsynced, integrity-checked and only then renamed, mode 0600. Beside
+it, `<backup>.json` is its manifest: time, reason, schema version, key fingerprint, SHA-256, user
+count and eset2fa version.
+
+Why a JSON sidecar and not a table in the store: a manifest must be readable when the live database
+is corrupt or gone (that is when backups matter), must travel with a backup copied elsewhere
+(`--to`, another host), and must not be rolled back by the very restore it describes.
+
+The encryption key is NOT in a backup (README, "Backups and restore"): only its fingerprint is, so a
+restore can say which key a backup needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__, audit
+from .actors import Actor, local_operator
+from .db import Store
+from .db import backup as files
+from .errors import EncryptionKeyError, NotFound, StateConflict, StorageError, UsageError
+
+BACKUP_DIRNAME = "backups"
+MANIFEST_FORMAT = 1
+DEFAULT_REASON = "manual"
+_SLUG_MAX = 40
+_STAMP_FORMAT = "%Y%m%dT%H%M%S"
+_BACKUP_NAME = re.compile(r"(?P<stem>.+)-(?P<stamp>\d{8}T\d{6}\.\d{6}Z)-(?P<slug>[a-z0-9-]+)\.db")
+_LIST_HINT = "List the backups with `eset2fa db backups`, or give another file."
+
+
+@dataclass(frozen=True)
+class BackupManifest:
+    """What `<backup>.json` records about one backup."""
+
+    format: int
+    file: str  # the backup's file name (the manifest sits beside it)
+    created_at: str  # ISO 8601 UTC
+    reason: str
+    schema_version: int
+    key_fingerprint: str | None  # of the key that opens the backup's secrets; None: no key yet
+    sha256: str
+    size: int
+    users: int
+    eset2fa_version: str
+    source: str  # the database the backup was taken from
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2) + "\n").encode()
+
+
+def backup_dir(db_path: Path) -> Path:
+    """The default backup folder: `backups/` beside the database."""
+    return Path(db_path).parent / BACKUP_DIRNAME
+
+
+def manifest_path(backup_path: Path) -> Path:
+    return backup_path.with_name(backup_path.name + ".json")
+
+
+def reason_slug(reason: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", reason.lower()).strip("-")[:_SLUG_MAX].strip("-")
+    return slug or DEFAULT_REASON
+
+
+def _stamp(moment: datetime) -> str:
+    """Sortable as text, unique enough for back-to-back backups (microseconds)."""
+    return moment.strftime(_STAMP_FORMAT) + f".{moment.microsecond:06d}Z"
+
+
+def _final_path(db_path: Path, to: Path | None, reason: str, moment: datetime) -> tuple[Path, bool]:
+    """(where the backup goes, whether that is the default folder, where retention applies)."""
+    name = f"{db_path.stem}-{_stamp(moment)}-{reason_slug(reason)}.db"
+    db_path = Path(os.path.abspath(db_path))  # absolute paths in manifests, audit and output
+    if to is None:
+        folder = backup_dir(db_path)
+        from .paths import ensure_private_dir
+
+        ensure_private_dir(folder)
+        return folder / name, True
+    to = Path(os.path.abspath(Path(to).expanduser()))
+    if to.is_dir():
+        return to / name, False
+    if to.exists() or manifest_path(to).exists():
+        raise StateConflict(
+            f"{to} already exists; a backup never overwrites a file.",
+            "Give a new file name, or a directory to put the backup in.",
+        )
+    if not to.parent.is_dir():
+        raise NotFound(f"The directory {to.parent} does not exist.", "Create it first.")
+    return to, False
+
+
+def create_backup(
+    store: Store,
+    reason: str = DEFAULT_REASON,
+    to: Path | None = None,
+    *,
+    actor: Actor | None = None,
+    check: str = "full",
+    pages: int = files.DEFAULT_STEP_PAGES,
+    progress: files.Progress | None = None,
+) -> dict:
+    """Take a verified backup of `store`; returns its manifest plus `path` and `removed`.
+
+    `check` is "full" (PRAGMA integrity_check) or "quick" (PRAGMA quick_check: structure only,
+    not index contents; for very large stores). The default folder keeps the newest `backup.keep`
+    backups of this database; a backup written elsewhere with `to` is never pruned.
+    """
+    from . import config
+
+    if check not in ("full", "quick"):
+        raise UsageError(f"Unknown check {check!r}.", "Use 'full' or 'quick'.")
+    actor = actor or local_operator()
+    reason = reason.strip() or DEFAULT_REASON
+    moment = datetime.now(UTC)
+    final, in_default_dir = _final_path(store.path, to, reason, moment)
+    tmp = files.partial_path(final)
+    try:
+        facts = files.copy_snapshot(store.path, tmp, pages=pages, progress=progress)
+        files.verify_file(
+            tmp,
+            quick=check == "quick",
+            subject=f"The copy of {store.path}",
+            hint="The database itself is damaged (the copy is page for page): run "
+            "`eset2fa db check`, and restore an earlier backup with `eset2fa db restore`.",
+        )
+        manifest = BackupManifest(
+            format=MANIFEST_FORMAT,
+            file=final.name,
+            created_at=moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            reason=reason,
+            schema_version=facts.schema_version,
+            key_fingerprint=facts.key_fingerprint,
+            sha256=files.sha256_file(tmp),
+            size=tmp.stat().st_size,
+            users=facts.users,
+            eset2fa_version=__version__,
+            source=os.path.abspath(store.path),
+        )
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    files.fsync_dir(final.parent)
+    # Written after the backup: a crash in between leaves a backup without a manifest (listed as
+    # such), never a manifest that describes a file that is not there.
+    files.write_atomically(manifest_path(final), manifest.to_json())
+    removed = prune(store) if in_default_dir else []
+    with store.write() as conn:
+        audit.record(
+            conn,
+            actor.label,
+            "db.backup",
+            None,
+            "ok",
+            {"path": str(final), "reason": reason, "sha256": manifest.sha256},
+        )
+    keep = config.get(store.conn, "backup.keep")
+    return {**asdict(manifest), "path": str(final), "removed": removed, "keep": keep}
+
+
+def _own_backups(db_path: Path) -> list[Path]:
+    """This database's backups in the default folder, oldest first (names sort by time)."""
+    folder = backup_dir(db_path)
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in folder.iterdir():
+        match = _BACKUP_NAME.fullmatch(entry.name)
+        if match and match["stem"] == db_path.stem and entry.is_file():
+            found.append(entry)
+    return sorted(found, key=lambda p: p.name)
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """Temporary files left by a backup process that was killed (its pid no longer runs)."""
+    for entry in folder.iterdir():
+        if not files.is_partial_name(entry.name):
+            continue
+        pid_text = entry.name.rsplit(files.PARTIAL_MARK, 1)[1].split("-")[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
+        except OSError:
+            pass  # running under another user: not ours to remove
+
+
+def prune(store: Store) -> list[str]:
+    """Retention: keep the newest `backup.keep` backups in the default folder; returns removed."""
+    from . import config
+
+    keep = config.get(store.conn, "backup.keep")
+    backups = _own_backups(store.path)
+    removed = []
+    for old in backups[: max(len(backups) - keep, 0)]:
+        manifest_path(old).unlink(missing_ok=True)
+        old.unlink(missing_ok=True)
+        removed.append(str(old))
+    if backups:
+        _remove_stale_partials(backups[0].parent)
+    return removed
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        data = json.loads(manifest_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def describe_backup(path: Path, *, verify: bool = True) -> dict:
+    """One backup as listed: its manifest, and whether the file still matches it."""
+    manifest = _read_manifest(path)
+    entry = {
+        "path": str(path),
+        "file": path.name,
+        "size": path.stat().st_size,
+        "manifest": manifest is not None,
+    }
+    if manifest is None:
+        entry["status"] = "no manifest"
+        return entry
+    for key in ("created_at", "reason", "schema_version", "key_fingerprint", "users", "sha256"):
+        entry[key] = manifest.get(key)
+    if not verify:
+        entry["status"] = "unverified"
+    elif manifest.get("size") != entry["size"] or files.sha256_file(path) != manifest.get("sha256"):
+        entry["status"] = "checksum mismatch"
+    else:
+        entry["status"] = "ok"
+    return entry
+
+
+def list_backups(store: Store | Path, *, verify: bool = True) -> list[dict]:
+    """The backups of a store (an open Store or just its path) in the default folder, newest first.
+
+    A path is enough so that backups can be listed when the live database is corrupt. With
+    `verify`, each file's SHA-256 is recomputed and a mismatch is flagged ("checksum mismatch").
+    """
+    db_path = Path(os.path.abspath(store.path if isinstance(store, Store) else store))
+    return [describe_backup(p, verify=verify) for p in reversed(_own_backups(db_path))]
+
+
+# -- restore ------------------------------------------------------------------------------------
+
+
+def _validate_candidate(candidate: Path, db_path: Path, shown: Path) -> dict:
+    """Refuse a file that is not an intact eset2fa store that the current key opens."""
+    from . import keys
+    from .db.connection import APPLICATION_ID, LATEST_VERSION
+
+    files.verify_file(candidate, subject=str(shown))
+    conn = files.open_read_only(candidate)
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            raise StorageError(
+                f"{shown} is not an eset2fa database (another application's SQLite file).",
+                _LIST_HINT,
+            )
+        if version > LATEST_VERSION:
+            raise StorageError(
+                f"{shown} has schema version {version}; this eset2fa knows up to {LATEST_VERSION}.",
+                "Upgrade eset2fa before restoring this backup; nothing was changed.",
+            )
+        has_check = (
+            conn.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone() is not None
+        )
+        users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        fingerprint = None
+        if has_check:
+            try:
+                # The current key: ESET2FA_KEY, the keyring entry of the backup's store id, or the
+                # key file beside the live database, checked against the backup's check value.
+                fingerprint = keys.load_key(conn, db_path).fingerprint
+            except EncryptionKeyError as exc:
+                raise EncryptionKeyError(
+                    f"The current encryption key does not open {shown} ({exc.message})",
+                    "Provide the key this backup was made with (its fingerprint is in the "
+                    "backup's manifest): ESET2FA_KEY, the OS keyring, or <database>.key.",
+                ) from None
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{shown} cannot be read as an eset2fa store ({exc}).") from None
+    finally:
+        conn.close()
+    return {"schema_version": version, "users": users, "key_fingerprint": fingerprint}
+
+
+def _check_manifest(backup_path: Path) -> None:
+    manifest = _read_manifest(backup_path)
+    if manifest is not None and files.sha256_file(backup_path) != manifest.get("sha256"):
+        raise StorageError(
+            f"{backup_path} no longer matches the SHA-256 in its manifest.",
+            "The backup was changed or damaged since it was taken; use another one.",
+        )
+
+
+def _remove_with_sidecars(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def _set_aside_live(db_path: Path, moment: datetime) -> Path | None:
+    """Keep the live database beside itself as `<db>.replaced-<time>` (0600); None if absent."""
+    if not db_path.exists():
+        return None
+    # Fold the WAL into the main file first, so the kept copy is complete and no WAL is left
+    # behind to be replayed onto the restored file. A live file too damaged to checkpoint keeps
+    # its -wal beside the copy instead (same suffix, so SQLite pairs them).
+    try:
+        conn = sqlite3.connect(db_path, timeout=files.BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        pass
+    kept = db_path.with_name(f"{db_path.name}.replaced-{_stamp(moment)}")
+    for suffix in ("", "-wal"):
+        source = Path(str(db_path) + suffix)
+        if suffix and (not source.exists() or source.stat().st_size == 0):
+            continue
+        target = Path(str(kept) + suffix)
+        files.copy_private(source, target)
+    return kept
+
+
+def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None = None) -> dict:
+    """Replace the database at `store_path` with the backup at `backup_path`.
+
+    Everything is validated before the live database is touched: the manifest checksum (if a
+    manifest is beside the backup), SQLite integrity, that it is an eset2fa store, a schema this
+    eset2fa knows, and that the current key opens it. The validated bytes are a private copy in the
+    live database's directory, so what was checked is exactly what is swapped in (os.replace). The
+    replaced database is kept as `<db>.replaced-<time>`. Other eset2fa processes must not be using
+    the store meanwhile (README).
+    """
+    from .db import open_store
+
+    actor = actor or local_operator()
+    db_path = Path(os.path.abspath(store_path))
+    backup_path = Path(os.path.abspath(Path(backup_path).expanduser()))
+    if not backup_path.is_file():
+        raise NotFound(f"No backup file at {backup_path}.", _LIST_HINT)
+    if backup_path.resolve() == db_path.resolve():
+        raise UsageError("That is the live database itself, not a backup.", _LIST_HINT)
+    _check_manifest(backup_path)
+    from .paths import ensure_private_dir
+
+    ensure_private_dir(db_path.parent)  # restoring onto a new machine: no store there yet
+    moment = datetime.now(UTC)
+    tmp = files.partial_path(db_path)
+    try:
+        files.copy_private(backup_path, tmp)
+        facts = _validate_candidate(tmp, db_path, backup_path)
+        files.to_wal_mode(tmp)
+        kept = _set_aside_live(db_path, moment)
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(str(db_path) + suffix).unlink(missing_ok=True)
+        os.replace(tmp, db_path)
+    except BaseException:
+        _remove_with_sidecars(tmp)
+        raise
+    files.fsync_dir(db_path.parent)
+    store = open_store(db_path, create=False)  # migrates a backup from an older schema
+    try:
+        with store.write() as conn:
+            audit.record(
+                conn,
+                actor.label,
+                "db.restore",
+                None,
+                "ok",
+                {"backup": str(backup_path), "replaced": str(kept) if kept else None},
+            )
+        schema_version = store.schema_version()
+    finally:
+        store.close()
+    return {
+        "path": str(db_path),
+        "backup": str(backup_path),
+        "replaced": str(kept) if kept else None,
+        "users": facts["users"],
+        "backup_schema_version": facts["schema_version"],
+        "schema_version": schema_version,
+        "key_fingerprint": facts["key_fingerprint"],
+    }

@@ -1,0 +1,211 @@
+"""File-level backup helpers: an online snapshot copy, integrity checks, atomic private files.
+
+Nothing here knows about manifests, retention or the audit log (that is `eset2fa.backup`); these
+are the SQLite and file-system steps that make a backup consistent and crash-safe:
+
+- the copy is taken with SQLite's online backup API inside ONE read transaction on the source, so
+  it is a consistent snapshot even when copied in page steps, and (WAL mode) other processes keep
+  writing meanwhile: a writer never restarts or blocks the copy, and the copy never blocks it;
+- every file is first written under a temporary name in its final directory, fsynced, checked, and
+  only then renamed: a crash or SIGKILL leaves a `.<name>.partial-<pid>` file, never a half-written
+  file under a final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import StorageError
+from .connection import BUSY_TIMEOUT_SECONDS
+
+PARTIAL_MARK = ".partial-"
+# Pages copied per backup step (4 KiB pages: 16 MiB). Steps only pace the progress callback; the
+# snapshot stays consistent because the source read transaction spans all of them.
+DEFAULT_STEP_PAGES = 4096
+
+Progress = Callable[[int, int], None]  # (pages copied, total pages)
+
+
+@dataclass(frozen=True)
+class SnapshotFacts:
+    """What the copied snapshot contained, read in the same read transaction as the copy."""
+
+    application_id: int
+    schema_version: int
+    users: int
+    key_fingerprint: str | None
+
+
+def partial_path(final: Path) -> Path:
+    """The temporary name a file is written under before it is renamed to `final`."""
+    return final.with_name(f".{final.name}{PARTIAL_MARK}{os.getpid()}")
+
+
+def is_partial_name(name: str) -> bool:
+    return name.startswith(".") and PARTIAL_MARK in name
+
+
+def create_private_file(path: Path) -> int:
+    """Create `path` exclusively with mode 0600 (whatever the umask) and return its descriptor."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomically(final: Path, data: bytes) -> None:
+    """Write `data` to `final` (mode 0600): temporary name, fsync, rename, fsync the directory."""
+    tmp = partial_path(final)
+    fd = create_private_file(tmp)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(final.parent)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _snapshot_facts(conn: sqlite3.Connection) -> SnapshotFacts:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+    row = conn.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()
+    return SnapshotFacts(app_id, version, users, row[0] if row else None)
+
+
+def copy_snapshot(
+    source: Path,
+    dest: Path,
+    *,
+    pages: int = DEFAULT_STEP_PAGES,
+    progress: Progress | None = None,
+) -> SnapshotFacts:
+    """Copy a consistent snapshot of the database at `source` into the new file `dest` (0600).
+
+    `dest` must not exist; it is left in rollback-journal mode (one self-contained file, so its
+    checksum covers everything) and fsynced. The caller renames it into place.
+    """
+    src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        # One read transaction around the facts and every backup step: all of them see the same
+        # snapshot, and SQLite does not restart the copy when another process commits meanwhile.
+        src.execute("BEGIN")
+        facts = _snapshot_facts(src)
+        os.close(create_private_file(dest))
+        out = sqlite3.connect(dest, isolation_level=None)
+        try:
+            # The destination is a scratch file until renamed: no journal, no syncs while copying;
+            # it is fsynced once at the end.
+            out.execute("PRAGMA journal_mode = OFF")
+            out.execute("PRAGMA synchronous = OFF")
+
+            def step(_status: int, remaining: int, total: int) -> None:
+                if progress is not None:
+                    progress(total - remaining, total)
+
+            src.backup(out, pages=pages, progress=step)
+            # The copied header says WAL (like the source); a backup is one standalone file.
+            out.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            out.close()
+        src.execute("COMMIT")
+    finally:
+        src.close()
+    fsync_path(dest)
+    return facts
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open a database file read-only (URI mode=ro): validating it never changes it."""
+    uri = Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+_BAD_FILE_HINT = "Use another backup (`eset2fa db backups`)."
+
+
+def verify_file(
+    path: Path, *, quick: bool = False, subject: str | None = None, hint: str = _BAD_FILE_HINT
+) -> None:
+    """Refuse (StorageError) a file that is not a readable, intact SQLite database.
+
+    `quick` runs PRAGMA quick_check (b-tree structure, not index contents) instead of the full
+    integrity_check, which on a million-user store costs seconds. `subject` names the file in the
+    error (the path a person gave, not a temporary copy).
+    """
+    shown = subject or str(path)
+    pragma = "quick_check" if quick else "integrity_check"
+    try:
+        conn = open_read_only(path)
+        try:
+            rows = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(
+            f"{shown} is not a readable SQLite database ({exc}): corrupt, truncated or not a "
+            "database.",
+            hint,
+        ) from None
+    if rows != ["ok"]:
+        raise StorageError(f"{shown} fails SQLite's {pragma}: {'; '.join(rows[:3])}.", hint)
+
+
+def copy_private(source: Path, dest: Path) -> None:
+    """Copy a file byte for byte into the new file `dest` (mode 0600), fsynced."""
+    fd = create_private_file(dest)
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def to_wal_mode(path: Path) -> None:
+    """Put a (backup) file into WAL mode like a live store; it is fsynced and left without -wal."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+    finally:
+        conn.close()
+    fsync_path(path)

@@ -1,0 +1,108 @@
+"""`eset2fa doctor`: is this installation able to do its job? Database, key, endpoints.
+
+Endpoints are checked the way the transports reach them: directly, never through a proxy
+(SPEC S11), with a short TCP connection to each configured gateway's host and port.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import Eset2faError
+
+OK, WARNING, FAILED = "ok", "warning", "failed"
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+
+
+def _check(name: str, status: str, detail: str) -> dict:
+    return {"check": name, "status": status, "detail": detail}
+
+
+def _database(store) -> dict:
+    result = [row[0] for row in store.conn.execute("PRAGMA quick_check")]
+    if result != ["ok"]:
+        return _check("database", FAILED, "quick_check: " + "; ".join(result[:3]))
+    return _check("database", OK, f"{store.path} (schema {store.schema_version()}, quick_check ok)")
+
+
+def _key(store) -> dict:
+    from .keys import load_key
+
+    has_key = store.conn.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone()
+    if has_key is None:
+        return _check("key", WARNING, "no key yet: one is created when a secret is first stored")
+    try:
+        master = load_key(store.conn, store.path)
+    except Eset2faError as error:
+        return _check("key", FAILED, error.message)
+    return _check("key", OK, f"from {master.source}, fingerprint {master.fingerprint}")
+
+
+def configured_endpoints(conn) -> list[tuple[str, str | None, str]]:
+    """(check name, URL or None when missing, the setting that holds it) for active transports."""
+    from . import config
+
+    endpoints = []
+    if config.get(conn, "sms.transport") == "http":
+        key = "twilio.api_base" if config.get(conn, "sms.preset") == "twilio" else "sms.url"
+        endpoints.append(("sms gateway", config.get(conn, key), key))
+    if config.get(conn, "push.transport") == "ntfy":
+        endpoints.append(("ntfy server", config.get(conn, "ntfy.server"), "ntfy.server"))
+    return endpoints
+
+
+def reach(url: str, timeout: float) -> tuple[str, str]:
+    """(status, detail) of a direct TCP connection to the URL's host and port."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        return FAILED, "not an http(s) URL"
+    where = f"{host}:{port}"
+    started = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror:
+        return FAILED, f"{where}: the host name does not resolve"
+    except TimeoutError:
+        return FAILED, f"{where}: no answer within {timeout:g} s"
+    except OSError as exc:
+        return FAILED, f"{where}: {exc.strerror or type(exc).__name__}"
+    elapsed = (time.monotonic() - started) * 1000
+    return OK, f"{where} reachable directly in {elapsed:.0f} ms"
+
+
+def run_checks(db_path: Path) -> dict:
+    """Every check; `ok` is False when any check failed (warnings do not count)."""
+    from . import config
+    from .db import open_store
+
+    checks = []
+    try:
+        store = open_store(db_path, create=False)
+    except Eset2faError as error:
+        checks.append(_check("database", FAILED, error.message))
+        return {"ok": False, "checks": checks}
+    try:
+        checks.append(_database(store))
+        checks.append(_key(store))
+        timeout = min(3.0, config.get(store.conn, "http.connect_timeout"))
+        for name, url, key in configured_endpoints(store.conn):
+            if not url:
+                checks.append(_check(name, FAILED, f"{key} is not set"))
+            else:
+                checks.append(_check(name, *reach(url, timeout)))
+    finally:
+        store.close()
+    proxies = [name for name in _PROXY_VARIABLES if os.environ.get(name)]
+    if proxies:
+        detail = f"{', '.join(proxies)} set and ignored: 2FA traffic goes direct"
+        checks.append(_check("proxy", OK, detail))
+    return {"ok": all(c["status"] != FAILED for c in checks), "checks": checks}

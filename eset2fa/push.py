@@ -1,0 +1,405 @@
+"""Push requests (SPEC S12, S13): a short request ID, a single-use approval token, a deadline.
+
+A request is `pending` until it is approved (by its token coming back from the phone, or by an admin
+with `push approve`), rejected (by an admin; the phone's Reject sends nothing, as the source says),
+or expired (no approval within `push.timeout_seconds`, 150 s by default).
+
+The approval token is `<request id>.<expiry, unix>.<128-bit nonce>.<HMAC-SHA256>`, base64url. The
+HMAC key is 32 random bytes created on first use and kept in the `config` table sealed with the
+master key, like transport credentials: a copy of the database alone (a backup) cannot forge an
+approval, and re-sealing credentials on key rotation carries it along. Losing it only invalidates
+the pending requests. Only the SHA-256 of the nonce is stored, so the database never holds a usable
+token. A token is checked in constant time and consumed in one write transaction, only while its
+request is pending and unexpired.
+
+Pushes to one user are rate-limited (`push.rate_limit` per `push.rate_window_seconds`): a flood of
+requests meant to make a user tap Approve (push fatigue) is refused with exit code 8.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from . import audit, config
+from .actors import Actor
+from .clock import now, to_iso
+from .db import Store
+from .errors import DeliveryFailed, NotFound, PushDenied, PushRateLimited, StateConflict
+from .permissions import require_write
+from .users import get_user
+
+STATES = ("pending", "approved", "rejected", "expired")
+ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
+APPROVAL_KEY = "push.approval_key"  # config row; not a user setting, so `config show` skips it
+_KEY_CONTEXT = f"config:{APPROVAL_KEY}"
+_ID_PATTERN = f"[{ID_ALPHABET}]{{3}}-[{ID_ALPHABET}]{{3}}"
+_TOKEN_RE = re.compile(
+    rf"({_ID_PATTERN})\.(\d{{1,12}})\.([A-Za-z0-9_-]{{22}})\.([A-Za-z0-9_-]{{43}})"
+)
+_FIELDS = (
+    "id", "user", "created_at", "expires_at", "state", "transport", "requested_by",
+    "decided_at", "decided_by",
+)  # fmt: skip
+_COLUMNS = (
+    "p.id, u.name AS user, p.created_at, p.expires_at, p.state, p.transport, p.requested_by,"
+    " p.decided_at, p.decided_by"
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def new_request_id() -> str:
+    chars = [secrets.choice(ID_ALPHABET) for _ in range(6)]
+    return "".join(chars[:3]) + "-" + "".join(chars[3:])
+
+
+def normalize_id(text: str) -> str:
+    """What a person types ("k7q4m2", "K7Q-4M2 ") as the stored form."""
+    compact = re.sub(r"[\s-]", "", text or "").upper()
+    return f"{compact[:3]}-{compact[3:]}" if len(compact) == 6 else text
+
+
+def _approval_key(store: Store, *, create: bool) -> bytes | None:
+    """The HMAC key, sealed in the store; created (with the master key) on first use."""
+    from .keys import load_key
+
+    conn = store.conn
+    row = conn.execute("SELECT secret FROM config WHERE key = ?", (APPROVAL_KEY,)).fetchone()
+    if row is not None and row[0] is not None:
+        return load_key(conn, store.path).open(row[0], _KEY_CONTEXT)
+    if not create:
+        return None
+    # Called inside the caller's write transaction, so two processes never create two keys.
+    key = secrets.token_bytes(32)
+    sealed = load_key(conn, store.path, create=True).seal(key, _KEY_CONTEXT)
+    conn.execute(
+        "INSERT INTO config (key, secret, updated_at) VALUES (?, ?, ?)",
+        (APPROVAL_KEY, sealed, to_iso(now())),
+    )
+    return key
+
+
+def _mac(key: bytes, request_id: str, expires_unix: int, nonce: str) -> str:
+    message = f"{request_id}.{expires_unix}.{nonce}".encode()
+    return _b64(hmac.new(key, message, hashlib.sha256).digest())
+
+
+def _nonce_hash(nonce: str) -> str:
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def _row(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        f"SELECT {_COLUMNS}, p.user_id, p.nonce_hash FROM push_requests p"
+        " JOIN users u ON u.id = p.user_id WHERE p.id = ?",
+        (normalize_id(request_id),),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"No push request {request_id!r}.", "List them with `eset2fa push list`.")
+    return row
+
+
+def _public(row: sqlite3.Row) -> dict:
+    """A request as shown: a pending request past its expiry reads as expired."""
+    item = {key: row[key] for key in _FIELDS}
+    if item["state"] == "pending" and item["expires_at"] <= to_iso(now()):
+        item["state"] = "expired"
+    return item
+
+
+def get_request(conn: sqlite3.Connection, request_id: str) -> dict:
+    return _public(_row(conn, request_id))
+
+
+def list_requests(
+    conn: sqlite3.Connection,
+    *,
+    user: str | None = None,
+    state: str | None = None,
+    limit: int | None = 100,
+) -> list[dict]:
+    """The newest `limit` requests (oldest first), by user and effective state."""
+    clauses, params = [], []
+    if user:
+        clauses.append("u.name = ?")
+        params.append(user)
+    stamp = to_iso(now())
+    if state == "pending":
+        clauses.append("p.state = 'pending' AND p.expires_at > ?")
+        params.append(stamp)
+    elif state == "expired":
+        clauses.append("(p.state = 'expired' OR (p.state = 'pending' AND p.expires_at <= ?))")
+        params.append(stamp)
+    elif state:
+        clauses.append("p.state = ?")
+        params.append(state)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = (
+        f"SELECT {_COLUMNS} FROM push_requests p JOIN users u ON u.id = p.user_id {where}"
+        " ORDER BY p.created_at DESC, p.rowid DESC"
+    )
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [_public(row) for row in reversed(conn.execute(sql, params).fetchall())]
+
+
+def create_request(
+    store: Store, actor: Actor, name: str, *, timeout: int | None = None, transport: str = "outbox"
+) -> dict:
+    """A new pending request for `name`, with its approval token (returned once, never stored)."""
+    denied = None
+    with store.write() as conn:
+        user = get_user(conn, name, "id, name, group_name")
+        require_write(conn, actor, user)
+        seconds = timeout or config.get(conn, "push.timeout_seconds")
+        limit = config.get(conn, "push.rate_limit")
+        window = config.get(conn, "push.rate_window_seconds")
+        moment = now()
+        recent = conn.execute(
+            "SELECT count(*) FROM push_requests WHERE user_id = ? AND created_at > ?",
+            (user["id"], to_iso(moment - timedelta(seconds=window))),
+        ).fetchone()[0]
+        if recent >= limit:
+            audit.record(
+                conn, actor.label, "push.request", user["name"], "rate-limited",
+                {"recent": recent, "limit": limit, "window_seconds": window},
+            )  # fmt: skip
+            denied = (user["name"], recent, window)
+        else:
+            key = _approval_key(store, create=True)
+            # Whole seconds (the token carries a unix time), rounded up: never shorter than asked.
+            expires = moment.replace(microsecond=0) + timedelta(
+                seconds=seconds + (1 if moment.microsecond else 0)
+            )
+            expires_unix = int(expires.timestamp())
+            nonce = _b64(secrets.token_bytes(16))  # 128 bits
+            for _attempt in range(10):
+                request_id = new_request_id()
+                try:
+                    conn.execute(
+                        "INSERT INTO push_requests (id, user_id, created_at, expires_at,"
+                        " nonce_hash, transport, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            request_id,
+                            user["id"],
+                            to_iso(moment),
+                            to_iso(expires),
+                            _nonce_hash(nonce),
+                            transport,
+                            actor.label,
+                        ),
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    continue  # an ID already taken (one in a billion): draw another
+            token = (
+                f"{request_id}.{expires_unix}.{nonce}.{_mac(key, request_id, expires_unix, nonce)}"
+            )
+            audit.record(
+                conn, actor.label, "push.request", user["name"], "ok",
+                {"request": request_id, "timeout_seconds": seconds, "transport": transport},
+            )  # fmt: skip
+    if denied:
+        user_name, recent, window = denied
+        raise PushRateLimited(
+            f"Too many push requests for {user_name}: {recent} in the last {window} s.",
+            "This limit protects against push fatigue; wait, or raise push.rate_limit.",
+        )
+    return {
+        "id": request_id,
+        "user": user["name"],
+        "created_at": to_iso(moment),
+        "expires_at": to_iso(expires),
+        "expires_unix": expires_unix,
+        "timeout_seconds": seconds,
+        "transport": transport,
+        "token": token,
+    }
+
+
+def _token_problem(
+    store: Store, conn: sqlite3.Connection, token: str, request_id: str | None
+) -> tuple[str | None, str | None, sqlite3.Row | None]:
+    """(problem or None, request id, row) for a presented token. Runs in a write transaction."""
+    match = _TOKEN_RE.fullmatch(token.strip()) if isinstance(token, str) else None
+    if match is None:
+        return "malformed token", None, None  # rejected before any crypto
+    token_id, expires_text, nonce, mac = match.groups()
+    if request_id is not None and token_id != normalize_id(request_id):
+        return "token is for another request", token_id, None
+    key = _approval_key(store, create=False)
+    expected = _mac(key, token_id, int(expires_text), nonce) if key else "-" * 43
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        return "bad signature", token_id, None
+    row = conn.execute(
+        "SELECT p.*, u.name AS user FROM push_requests p JOIN users u ON u.id = p.user_id"
+        " WHERE p.id = ?",
+        (token_id,),
+    ).fetchone()
+    if row is None:
+        return "unknown request", token_id, None
+    if not hmac.compare_digest(row["nonce_hash"], _nonce_hash(nonce)):
+        return "token does not belong to this request", token_id, row
+    if row["state"] != "pending":
+        return f"request already {row['state']}", token_id, row
+    stamp = to_iso(now())
+    if int(expires_text) <= time.time() or row["expires_at"] <= stamp:
+        return "request expired", token_id, row
+    return None, token_id, row
+
+
+def approve_with_token(store: Store, token: str, *, request_id: str | None = None) -> dict:
+    """Consume an approval token: valid once, while its request is pending and unexpired."""
+    with store.write() as conn:
+        problem, token_id, row = _token_problem(store, conn, token, request_id)
+        target = row["user"] if row is not None else token_id
+        if problem is None:
+            conn.execute(
+                "UPDATE push_requests SET state = 'approved', decided_at = ?, decided_by = 'token'"
+                " WHERE id = ? AND state = 'pending'",
+                (to_iso(now()), token_id),
+            )
+        audit.record(
+            conn,
+            "push-token",
+            "push.approve",
+            target,
+            "denied" if problem else "ok",
+            {"request": token_id, "reason": problem} if problem else {"request": token_id},
+        )
+    if problem:
+        shown = token_id or (normalize_id(request_id) if request_id else "?")
+        raise PushDenied(
+            f"Approval for push request {shown} denied: {problem}.",
+            "Approve only from the push itself, once, before it expires.",
+        )
+    return get_request(store.conn, token_id)
+
+
+def _decide(store: Store, actor: Actor, request_id: str, state: str) -> dict:
+    with store.write() as conn:
+        row = _row(conn, request_id)
+        require_write(conn, actor, get_user(conn, row["user"], "id, name, group_name"))
+        current = _public(row)["state"]
+        if current != "pending":
+            raise StateConflict(
+                f"Push request {row['id']} is already {current}.",
+                f"Only a pending request can be {state}; see `eset2fa push show {row['id']}`.",
+            )
+        conn.execute(
+            "UPDATE push_requests SET state = ?, decided_at = ?, decided_by = ?"
+            " WHERE id = ? AND state = 'pending'",
+            (state, to_iso(now()), actor.label, row["id"]),
+        )
+        action = "push.approve" if state == "approved" else "push.reject"
+        audit.record(conn, actor.label, action, row["user"], "ok", {"request": row["id"]})
+    return get_request(store.conn, row["id"])
+
+
+def approve(store: Store, actor: Actor | None, request_id: str, token: str | None = None) -> dict:
+    """An admin approves (for the outbox transport); with a token, the token is checked."""
+    if token is not None:
+        _row(store.conn, request_id)  # an unknown ID is "not found", not "denied"
+        return approve_with_token(store, token, request_id=request_id)
+    return _decide(store, actor, request_id, "approved")
+
+
+def reject(store: Store, actor: Actor, request_id: str) -> dict:
+    return _decide(store, actor, request_id, "rejected")
+
+
+def _expire(store: Store, request_id: str, reason: str) -> None:
+    with store.write() as conn:
+        cursor = conn.execute(
+            "UPDATE push_requests SET state = 'expired', decided_at = ?, decided_by = ?"
+            " WHERE id = ? AND state = 'pending'",
+            (to_iso(now()), reason, request_id),
+        )
+        if cursor.rowcount:
+            user = _row(conn, request_id)["user"]
+            audit.record(
+                conn,
+                "eset2fa",
+                "push.expire",
+                user,
+                "ok",
+                {"request": request_id, "reason": reason},
+            )
+
+
+def _state(store: Store, request_id: str) -> str:
+    return store.conn.execute(
+        "SELECT state FROM push_requests WHERE id = ?", (request_id,)
+    ).fetchone()[0]
+
+
+def send_and_wait(
+    store: Store,
+    actor: Actor,
+    name: str,
+    *,
+    timeout: int | None = None,
+    on_created: Callable[[dict], None] | None = None,
+) -> dict:
+    """Create a request, push it, and wait for its approval; PushDenied when rejected or expired.
+
+    `on_created` gets the request (without its token) before the push goes out, so the caller can
+    show the request ID the user must see in the push.
+    """
+    from .transports import push_transport
+
+    transport = push_transport(store)
+    request = create_request(store, actor, name, timeout=timeout, transport=transport.name)
+    request_id = request["id"]
+    if on_created is not None:
+        on_created({k: v for k, v in request.items() if k != "token"})
+    try:
+        try:
+            delivery = transport.send_push(request)
+        except DeliveryFailed as error:
+            _expire(store, request_id, "delivery failed")
+            with store.write() as conn:
+                audit.record(
+                    conn, actor.label, "push.send", request["user"], "failed",
+                    {"request": request_id, "error": error.message},
+                )  # fmt: skip
+            raise
+        with store.write() as conn:
+            audit.record(
+                conn, actor.label, "push.send", request["user"], "ok",
+                {"request": request_id, "transport": delivery.transport},
+            )  # fmt: skip
+        deadline = float(request["expires_unix"])
+        while _state(store, request_id) == "pending" and time.time() < deadline:
+            token = transport.wait_for_reply(request, deadline)
+            if token is not None:
+                try:
+                    approve_with_token(store, token, request_id=request_id)
+                except PushDenied:
+                    continue  # a forged or stale reply is audited; keep waiting for the real one
+    finally:
+        # Deadline passed, or the wait was interrupted: no late approval may count.
+        _expire(
+            store, request_id, "timeout" if time.time() >= request["expires_unix"] else "cancelled"
+        )
+    result = get_request(store.conn, request_id)
+    if result["state"] != "approved":
+        raise PushDenied(
+            f"Push request {request_id} for {request['user']} was {result['state']}: no access.",
+            "Send a new request and approve it on the phone within the time limit.",
+        )
+    return result

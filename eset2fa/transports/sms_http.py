@@ -1,0 +1,196 @@
+"""SMS through an HTTP gateway (`sms.transport = http`), shaped by `sms.preset`:
+
+- `custom`: `sms.url`, `sms.method`, `sms.body` (form|json|query), parameters `sms.params.<name>`
+  whose templates get `{phone}` and `{text}`; basic auth (`sms.username` + secret `sms.password`)
+  and/or a header (`sms.auth_header`, default Authorization, carrying the secret `sms.auth_token`
+  verbatim); success when the status is in `sms.ok_status` and the body matches
+  `sms.success_regex` (if set) and not `sms.fail_regex` (if set).
+- `twilio`: POST {twilio.api_base}/2010-04-01/Accounts/{sid}/Messages.json, form To/From/Body,
+  basic auth sid:token, 201 expected.
+- `android-sms-gateway`: POST {sms.url}/message, JSON {"message", "phoneNumbers"}, basic auth.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import config
+from ..errors import DeliveryFailed
+from .base import Delivery, SmsTransport
+
+WHAT = "SMS gateway"
+
+
+@dataclass
+class GatewayRequest:
+    method: str
+    url: str
+    expect: set[int]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    secrets: list[str | None] = field(default_factory=list)
+    success_regex: str | None = None
+    fail_regex: str | None = None
+    reference_field: str | None = None  # JSON field holding the gateway's message id
+
+
+def _missing(key: str, example: str) -> DeliveryFailed:
+    return DeliveryFailed(
+        f"The SMS gateway is not configured: {key} is not set.",
+        f"Set it: eset2fa config {example}",
+    )
+
+
+def parse_statuses(text: str) -> set[int]:
+    """`200-299` or `200,201,202` (or a mix) as a set of statuses."""
+    statuses: set[int] = set()
+    try:
+        for part in text.replace(" ", "").split(","):
+            low, _, high = part.partition("-")
+            statuses.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise DeliveryFailed(
+            f"sms.ok_status {text!r} is not a list of HTTP statuses.",
+            "Use a range or list: eset2fa config set sms.ok_status 200-299",
+        ) from None
+    return statuses
+
+
+def _fill(template: str, phone: str, text: str) -> str:
+    # Plain replacement, not str.format: templates may hold other braces (JSON, URLs).
+    return template.replace("{phone}", phone).replace("{text}", text)
+
+
+def _custom(store, phone: str, text: str) -> GatewayRequest:
+    conn = store.conn
+    url = config.get(conn, "sms.url")
+    if not url:
+        raise _missing("sms.url", "set sms.url https://gateway.example/send")
+    templates = config.get_prefixed(conn, "sms.params.")
+    if not templates:
+        raise _missing("sms.params.<name>", "set sms.params.to '{phone}'")
+    params = {name: _fill(value, phone, text) for name, value in templates.items()}
+    body = config.get(conn, "sms.body")
+    kwargs: dict[str, Any] = {{"form": "data", "json": "json", "query": "params"}[body]: params}
+    secrets: list[str | None] = []
+    username = config.get(conn, "sms.username")
+    if username:
+        password = config.get_secret(store, "sms.password") or ""
+        kwargs["auth"] = (username, password)
+        secrets.append(password)
+        secrets.append(f"{username}:{password}")
+    token = config.get_secret(store, "sms.auth_token")
+    if token:
+        kwargs["headers"] = {config.get(conn, "sms.auth_header"): token}
+        secrets.append(token)
+        secrets.extend(token.split())  # "Bearer abc": the bare token must not show either
+    return GatewayRequest(
+        method=config.get(conn, "sms.method"),
+        url=url,
+        expect=parse_statuses(config.get(conn, "sms.ok_status")),
+        kwargs=kwargs,
+        secrets=[s for s in secrets if s and s.lower() != "bearer"],
+        success_regex=config.get(conn, "sms.success_regex"),
+        fail_regex=config.get(conn, "sms.fail_regex"),
+    )
+
+
+def _twilio(store, phone: str, text: str) -> GatewayRequest:
+    conn = store.conn
+    sid = config.get(conn, "twilio.account_sid")
+    if not sid:
+        raise _missing("twilio.account_sid", "set twilio.account_sid ACxxxxxxxx")
+    sender = config.get(conn, "twilio.from")
+    if not sender:
+        raise _missing("twilio.from", "set twilio.from +15005550006")
+    token = config.get_secret(store, "twilio.auth_token")
+    if not token:
+        raise _missing("twilio.auth_token", "set-secret twilio.auth_token")
+    base = config.get(conn, "twilio.api_base").rstrip("/")
+    return GatewayRequest(
+        method="POST",
+        url=f"{base}/2010-04-01/Accounts/{sid}/Messages.json",
+        expect={201},
+        kwargs={"data": {"To": phone, "From": sender, "Body": text}, "auth": (sid, token)},
+        secrets=[token, f"{sid}:{token}"],
+        reference_field="sid",
+    )
+
+
+def _android_sms_gateway(store, phone: str, text: str) -> GatewayRequest:
+    conn = store.conn
+    url = config.get(conn, "sms.url")
+    if not url:
+        raise _missing("sms.url", "set sms.url http://phone.lan:8080")
+    username = config.get(conn, "sms.username")
+    if not username:
+        raise _missing("sms.username", "set sms.username sms")
+    password = config.get_secret(store, "sms.password") or ""
+    return GatewayRequest(
+        method="POST",
+        url=f"{url.rstrip('/')}/message",
+        expect=set(range(200, 300)),
+        kwargs={"json": {"message": text, "phoneNumbers": [phone]}, "auth": (username, password)},
+        secrets=[password, f"{username}:{password}"],
+        reference_field="id",
+    )
+
+
+PRESETS = {"custom": _custom, "twilio": _twilio, "android-sms-gateway": _android_sms_gateway}
+
+
+def _compile(key: str, pattern: str | None) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error:
+        raise DeliveryFailed(
+            f"{key} is not a valid regular expression.",
+            f"Fix it: eset2fa config set {key} 'PATTERN'",
+        ) from None
+
+
+class HttpSms(SmsTransport):
+    name = "http"
+
+    def build(self, phone: str, text: str) -> GatewayRequest:
+        preset = config.get(self.store.conn, "sms.preset")
+        return PRESETS[preset](self.store, phone, text)
+
+    def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
+        from .http import call, http_failure, make_session, public_url
+
+        request = self.build(phone, text)
+        success = _compile("sms.success_regex", request.success_regex)
+        failure = _compile("sms.fail_regex", request.fail_regex)
+        with make_session(self.store) as session:
+            response = call(
+                session,
+                request.method,
+                request.url,
+                what=WHAT,
+                secrets=request.secrets,
+                expect=request.expect,
+                **request.kwargs,
+            )
+        body = response.text
+        if (failure and failure.search(body)) or (success and not success.search(body)):
+            raise http_failure(response, WHAT, public_url(request.url), request.secrets)
+        return Delivery(
+            self.name,
+            phone,
+            reference=_reference(response, request.reference_field),
+            details={"status": response.status_code},
+        )
+
+
+def _reference(response, field_name: str | None) -> str | None:
+    if not field_name:
+        return None
+    try:
+        value = response.json().get(field_name)
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value is not None else None

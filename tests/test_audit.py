@@ -1,0 +1,63 @@
+"""The audit log: rows for every change, filters, and a hash chain that shows edits."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import time_machine
+
+
+def test_changes_are_audited_without_secrets(cli, store, sql):
+    cli("user", "add", "alice", "--password-stdin", input="alice-secret-pw\n")
+    cli("user", "add", "bob", "--group", "ops")
+    cli("user", "delete", "bob", "--yes")
+    rows = cli("audit", "list", "--json").json()
+    assert [(r["action"], r["target"], r["result"]) for r in rows] == [
+        ("store.init", "Administrator", "ok"),
+        ("user.add", "alice", "ok"),
+        ("user.add", "bob", "ok"),
+        ("user.delete", "bob", "ok"),
+    ]
+    assert rows[2]["details"] == {"group": "ops"}
+    dump = "\n".join(str(tuple(r)) for r in sql("SELECT * FROM audit"))
+    assert "alice-secret-pw" not in dump
+
+
+def test_filters(cli, store):
+    with time_machine.travel("2026-01-01T10:00:00Z", tick=False):
+        cli("user", "add", "old")
+    cli("user", "add", "alice")
+    cli("user", "add", "bob")
+    assert [r["target"] for r in cli("audit", "list", "--user", "alice", "--json").json()] == [
+        "alice"
+    ]
+    recent = cli("audit", "list", "--since", "30d", "--action", "user", "--json").json()
+    assert [r["target"] for r in recent] == ["alice", "bob"]
+    dated = cli("audit", "list", "--since", "2025-12-31", "--action", "user.add", "--json").json()
+    assert [r["target"] for r in dated] == ["old", "alice", "bob"]
+    assert len(cli("audit", "list", "--limit", "2", "--json").json()) == 2
+    assert cli("audit", "list", "--since", "yesterday-ish").exit_code == 2
+
+
+def test_verify_detects_an_edited_row(cli, store):
+    cli("user", "add", "alice")
+    cli("user", "add", "bob")
+    ok = cli("audit", "verify", "--json")
+    assert ok.exit_code == 0 and ok.json()["ok"] is True and ok.json()["rows_checked"] == 3
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE audit SET actor = 'someone-else' WHERE target = 'alice'")
+    conn.commit()
+    conn.close()
+    broken = cli("audit", "verify", "--json")
+    assert broken.exit_code == 1
+    assert broken.json()["ok"] is False and broken.json()["first_bad_id"] == 2
+
+
+def test_verify_detects_a_deleted_row(cli, store):
+    for name in ("a1", "a2", "a3"):
+        cli("user", "add", name)
+    conn = sqlite3.connect(store)
+    conn.execute("DELETE FROM audit WHERE target = 'a2'")
+    conn.commit()
+    conn.close()
+    assert cli("audit", "verify").exit_code == 1

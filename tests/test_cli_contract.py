@@ -1,0 +1,152 @@
+"""Contracts every command keeps: help with an example, one JSON document, documented exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from eset2fa import __version__
+from eset2fa.cli import app
+from tests.conftest import run_process
+
+DOCUMENTED_EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130}
+
+
+def all_command_paths():
+    root = typer.main.get_command(app)
+    paths = []
+
+    def walk(command, prefix):
+        if hasattr(command, "list_commands"):
+            ctx = command.make_context(
+                prefix[-1] if prefix else "eset2fa", [], resilient_parsing=True
+            )
+            for name in command.list_commands(ctx):
+                walk(command.get_command(ctx, name), [*prefix, name])
+        else:
+            paths.append(prefix)
+
+    walk(root, [])
+    return paths
+
+
+COMMANDS = all_command_paths()
+
+
+def test_the_command_list_is_not_empty():
+    assert ["user", "add"] in COMMANDS and ["init"] in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) for p in COMMANDS])
+def test_every_command_has_help_with_an_example(path):
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.stdout, f"{' '.join(path)} --help has no example"
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"eset2fa {__version__}"
+
+
+def test_python_dash_m_and_json_stdout_only(db_path):
+    result = run_process("--db", str(db_path), "user", "status", "Administrator", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["name"] == "Administrator"
+    # Only the first-use notice is on stderr; the second run has none at all.
+    again = run_process("--db", str(db_path), "user", "list", "--json")
+    assert again.returncode == 0 and again.stderr == ""
+    assert [u["name"] for u in json.loads(again.stdout)] == ["Administrator"]
+
+
+def test_json_from_environment(cli, store, monkeypatch):
+    monkeypatch.setenv("ESET2FA_JSON", "1")
+    result = cli("user", "status", "Administrator")
+    assert json.loads(result.stdout)["name"] == "Administrator"
+
+
+def test_json_errors_are_one_document(cli, store):
+    result = cli("user", "show", "ghost", "--json")
+    assert result.exit_code == 3
+    doc = json.loads(result.stdout)
+    assert doc["error"]["code"] == "not_found" and doc["error"]["exit_code"] == 3
+    assert doc["error"]["hint"]
+
+
+def test_global_options_work_after_the_command(cli, store, tmp_path):
+    other = tmp_path / "other.db"
+    result = cli("user", "add", "zed", "--db", str(other), "--json")
+    assert result.exit_code == 0
+    assert cli("user", "status", "zed", db=other).exit_code == 0
+    assert cli("user", "status", "zed").exit_code == 3
+
+
+def test_no_color_output_has_no_escape_codes(cli, store):
+    result = cli("user", "list")
+    assert "\x1b[" not in result.stdout and "\x1b[" not in result.stderr
+
+
+WORDS = [
+    "user",
+    "add",
+    "list",
+    "show",
+    "status",
+    "delete",
+    "grant",
+    "revoke",
+    "audit",
+    "db",
+    "check",
+    "migrate",
+    "init",
+    "config",
+    "set",
+    "show",
+    "outbox",
+    "--json",
+    "--yes",
+    "--require",
+    "active",
+    "--group",
+    "--write",
+    "--write-group",
+    "--from-file",
+    "-",
+    "--limit",
+    "0",
+    "-1",
+    "x" * 70,
+    "alice",
+    "Administrator",
+    "--since",
+    "7d",
+    "--state",
+    "--as",
+    "--db",
+    "",
+    "é",
+    "--password-stdin",
+    "lockout.max_failures",
+    "abc",
+]
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    argv=st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=6),
+    stdin=st.text(max_size=30),
+)
+def test_fuzzed_command_lines_never_crash(cli, store, argv, stdin):
+    if any("\x00" in a for a in argv):
+        return
+    result = cli(*argv, input=stdin)  # the fixture re-raises any exception that is not an exit
+    assert result.exit_code in DOCUMENTED_EXIT_CODES
+    assert "Traceback" not in result.stdout + result.stderr

@@ -1,0 +1,64 @@
+"""SIGKILL at random moments during a bulk change: the store stays whole, all or nothing lands."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from tests.conftest import run_process
+
+USERS = 40_000
+
+
+def test_sigkill_during_bulk_add_leaves_all_or_nothing(store, tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"bulk{i:06d},staff\n" for i in range(USERS)))
+    rng = random.Random(20261122)
+    killed = 0
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "eset2fa",
+                "--db",
+                str(store),
+                "user",
+                "add",
+                "--from-file",
+                str(names),
+                "--json",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.1, 0.6))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        killed += proc.wait() == -signal.SIGKILL
+        conn = sqlite3.connect(store)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        count = conn.execute("SELECT count(*) FROM users WHERE group_name = 'staff'").fetchone()[0]
+        audited = conn.execute(
+            "SELECT count(*) FROM audit WHERE action = 'user.add' AND target LIKE 'bulk%'"
+        ).fetchone()[0]
+        conn.close()
+        assert count in (0, USERS), count  # one transaction: never a partial import
+        assert audited == count  # the audit rows commit with the change
+        if count == USERS:
+            break
+    assert killed, "no run was interrupted: the import got faster than the kill delays"
+    # After the interruptions the same import still works, and the audit chain is intact.
+    result = run_process("--db", str(store), "user", "add", "--from-file", str(names), "--json")
+    assert result.returncode in (0, 1), result.stderr
+    conn = sqlite3.connect(store)
+    assert (
+        conn.execute("SELECT count(*) FROM users WHERE group_name = 'staff'").fetchone()[0] == USERS
+    )
+    conn.close()
+    assert run_process("--db", str(store), "audit", "verify").returncode == 0

@@ -1,0 +1,171 @@
+"""The store: created on first use (0600), refused untouched when it is not ours or too new."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import stat
+
+import pytest
+
+from eset2fa.db.connection import APPLICATION_ID
+from eset2fa.db.migrations import LATEST_VERSION, MIGRATIONS
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_first_use_creates_store_with_administrator(cli, db_path, sql):
+    result = cli("user", "status", "Administrator", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["state"] == "disabled"
+    assert "Administrator password (shown once" in result.stderr
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    rows = sql("SELECT name, builtin, password_hash FROM users")
+    assert [(r["name"], r["builtin"]) for r in rows] == [("Administrator", 1)]
+    assert rows[0]["password_hash"].startswith("$argon2id$")
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+
+
+def test_default_location_is_the_data_dir(cli, tmp_path):
+    from typer.testing import CliRunner
+
+    from eset2fa.cli import app
+
+    result = CliRunner().invoke(app, ["db", "check", "--json"])
+    assert result.exit_code == 0, result.stderr
+    created = tmp_path / "home" / "eset2fa.db"
+    assert result.stdout and created.exists()
+    assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
+
+
+def test_init_with_password_from_stdin(cli, db_path, sql):
+    result = cli("init", "--password-stdin", "--json", input="correct horse battery\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == {
+        "db": str(db_path),
+        "administrator": "Administrator",
+        "password_generated": False,
+    }
+    assert "shown once" not in result.stderr
+    from argon2 import PasswordHasher
+
+    stored = sql("SELECT password_hash FROM users WHERE name = 'Administrator'")[0][0]
+    assert PasswordHasher().verify(stored, "correct horse battery")
+
+
+def test_init_generates_password_without_terminal(cli):
+    result = cli("init")
+    assert result.exit_code == 0
+    assert "Administrator password (shown once" in result.stderr
+
+
+def test_init_on_existing_store_is_a_conflict_and_changes_nothing(cli, store):
+    before = digest(store)
+    result = cli("init", "--password-stdin", input="another password\n")
+    assert result.exit_code == 6
+    assert "already exists" in result.stderr
+    assert digest(store) == before
+
+
+def test_init_rejects_short_password(cli, db_path):
+    result = cli("init", "--password-stdin", input="short\n")
+    assert result.exit_code == 2
+    assert not db_path.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"this is a plain text file, not a database\n" * 100,
+        b"SQLite format 3\x00" + b"\xff" * 200,
+    ],
+    ids=["text", "bad-header"],
+)
+def test_not_a_database_is_refused_unchanged(cli, db_path, content):
+    db_path.write_bytes(content)
+    before = digest(db_path)
+    for args in (["user", "list"], ["user", "add", "alice"], ["db", "check"], ["init"]):
+        result = cli(*args, "--json")
+        assert result.exit_code in (6, 9), (args, result.stdout)
+        assert "Traceback" not in result.stderr
+    result = cli("user", "list", "--json")
+    assert result.exit_code == 9
+    assert result.json()["error"]["code"] == "storage"
+    assert digest(db_path) == before
+
+
+def test_foreign_sqlite_database_is_refused_unchanged(cli, db_path):
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.execute("INSERT INTO invoices (total) VALUES (9.5)")
+    conn.commit()
+    conn.close()
+    before = digest(db_path)
+    result = cli("user", "add", "alice")
+    assert result.exit_code == 9
+    assert "another application" in result.stderr
+    assert digest(db_path) == before
+
+
+def test_newer_schema_is_refused_unchanged(cli, store):
+    conn = sqlite3.connect(store)
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = digest(store)
+    result = cli("user", "add", "alice")
+    assert result.exit_code == 9
+    assert "schema version" in result.stderr and "Upgrade eset2fa" in result.stderr
+    assert digest(store) == before
+
+
+def test_truncated_database_is_a_storage_error(cli, store):
+    cli("user", "add", "--from-file", "-", input="".join(f"u{i}\n" for i in range(3000)))
+    conn = sqlite3.connect(store)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = store.read_bytes()
+    store.write_bytes(data[: len(data) // 3])
+    result = cli("user", "list", "--json")
+    assert result.exit_code == 9
+    assert "Traceback" not in result.stderr
+
+
+def test_migrations_are_recorded_and_older_stores_upgrade(cli, db_path, sql):
+    # An older store: only the first migration applied.
+    from eset2fa.db.connection import _connect
+
+    conn = _connect(db_path)
+    conn.execute("BEGIN")
+    MIGRATIONS[0][1](conn)
+    conn.execute(
+        "INSERT INTO schema_migrations VALUES (?, '2026-01-01T00:00:00Z')", (MIGRATIONS[0][0],)
+    )
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("COMMIT")
+    conn.close()
+    result = cli("db", "migrate", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert doc["schema_version"] == LATEST_VERSION
+    assert [m["name"] for m in doc["migrations"]] == [name for name, _ in MIGRATIONS]
+    assert [r[0] for r in sql("SELECT name FROM schema_migrations ORDER BY name")] == [
+        name for name, _ in MIGRATIONS
+    ]
+
+
+def test_db_check_reports_integrity_and_counts(cli, store):
+    cli("user", "add", "alice")
+    result = cli("db", "check", "--json")
+    assert result.exit_code == 0
+    report = result.json()
+    assert report["ok"] is True and report["integrity"] == "ok"
+    assert report["users"] == 2
+    assert report["file_mode"] == "0600"
+    assert report["schema_version"] == LATEST_VERSION
