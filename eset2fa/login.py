@@ -111,7 +111,7 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
     if row["method"] != "totp":
         raise UsageError(
             f"{row['name']} uses {row['method']} approval, not a one-time password.",
-            f"Use `eset2fa auth push {row['name']}`.",
+            f"Use `eset2fa push send {row['name']}`.",
         )
     if row["state"] == "pending":
         phone = row["phone"] or _enroll_phone(store, row, callbacks)

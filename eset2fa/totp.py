@@ -234,7 +234,8 @@ def verify_otp(
         elif row["state"] == "disabled" or row["secret"] is None:
             audit.record(conn, actor or row["name"], action, row["name"], "not_enabled")
             refusal = StateConflict(
-                f"{row['name']} has no two-factor authentication enabled.",
+                f"{row['name']} has no one-time password enabled"
+                + (" (they approve push requests)." if row["state"] != "disabled" else "."),
                 f"Enable it with `eset2fa user enable {row['name']} --method totp`.",
             )
         elif row["locked"]:

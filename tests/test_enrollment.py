@@ -182,3 +182,20 @@ def test_unlock_of_unlocked_user_is_harmless(cli):
         "was_locked": False,
         "locked": False,
     }
+
+
+def test_push_enrollment_has_no_secret_and_no_otp(cli, sql):
+    assert cli("user", "add", "bob").exit_code == 0
+    result = cli("user", "enable", "bob", "--method", "push", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == {
+        "name": "bob",
+        "result": "enabled",
+        "state": "pending",
+        "method": "push",
+    }
+    row = sql("SELECT method, state, secret FROM users WHERE name = 'bob'")[0]
+    assert tuple(row) == ("push", "pending", None)
+    verify = cli("auth", "verify", "bob", "123456")
+    assert verify.exit_code == 6 and "push" in verify.stderr
+    assert cli("qr", "bob").exit_code == 6

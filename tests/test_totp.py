@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 from conftest import run_process
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from totp_helpers import enroll, hotp, totp_now
 
 from eset2fa import keys, totp
@@ -245,3 +247,21 @@ def test_code_generation_matches_pyotp_and_an_independent_hotp():
     for step in (0, 1, 56_000_000):
         expected = pyotp.TOTP(secret).at(step * 30)
         assert totp.code_at_step(secret, step) == hotp(secret, step) == expected
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(code=st.text(max_size=10))
+def test_any_text_as_a_code_is_only_ever_rejected(cli, db_path, code):
+    if not db_path.exists():
+        enroll(cli)
+        assert cli("config", "set", "lockout.max_failures", "100000").exit_code == 0
+    store = open_store(db_path)
+    try:
+        result = totp.verify_otp(store, "alice", code)
+    finally:
+        store.close()
+    assert result.reason in ("accepted", "wrong_code", "malformed", "replay")
+    if not totp.is_well_formed(code):
+        assert result.reason == "malformed" and not result.accepted
