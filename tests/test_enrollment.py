@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import random
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -199,3 +204,36 @@ def test_push_enrollment_has_no_secret_and_no_otp(cli, sql):
     verify = cli("auth", "verify", "bob", "123456")
     assert verify.exit_code == 6 and "push" in verify.stderr
     assert cli("qr", "bob").exit_code == 6
+
+
+def test_sigkill_during_bulk_enable_leaves_all_or_nothing(cli, store, db_path):
+    users = 40_000
+    add_users(store, [f"k{i:06d}" for i in range(users)])
+    total = users + 1  # and the Administrator
+    rng = random.Random(4)
+    killed = 0
+    command = [sys.executable, "-m", "eset2fa", "--db", str(db_path), "--json"]
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [*command, "user", "enable", "--all", "--method", "totp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.1, 0.8))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        killed += proc.wait() == -signal.SIGKILL
+        conn = sqlite3.connect(db_path)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        pending, with_secret = conn.execute(
+            "SELECT count(*), count(secret) FROM users WHERE state = 'pending'"
+        ).fetchone()
+        audited = conn.execute(
+            "SELECT count(*) FROM audit WHERE action = 'user.enable' AND result = 'enabled'"
+        ).fetchone()[0]
+        conn.close()
+        assert pending in (0, total), pending  # one transaction: never a partial enable
+        assert with_secret == pending == audited  # each user fully changed or untouched
+        if pending == total:
+            break
+    assert killed, "no run was interrupted: the enable got faster than the kill delays"
