@@ -122,6 +122,22 @@ def _rows_by_name(
     return rows, missing
 
 
+def count_targets(
+    conn: sqlite3.Connection,
+    names: list[str] | None,
+    group: str | None,
+    all_users: bool,
+) -> int:
+    """How many users a selection covers at most (the progress bar's total)."""
+    if names:
+        return len(names)
+    if group is not None:
+        return conn.execute("SELECT count(*) FROM users WHERE group_name = ?", (group,)).fetchone()[
+            0
+        ]
+    return conn.execute("SELECT count(*) FROM users").fetchone()[0] if all_users else 0
+
+
 def enable(
     store: Store,
     actor: Actor,
@@ -165,10 +181,15 @@ def enable(
             key = load_key(conn, store.path, create=True)
             aead = AESGCM(key.key)
         for rows in chunks:
-            if phone is not None and rows[0]["phone"] is not None:
+            first = rows[0]
+            if (
+                phone is not None
+                and scope.covers(first["id"], first["group_name"])
+                and first["phone"] is not None
+            ):
                 from .phones import immutable_error
 
-                raise immutable_error(rows[0]["name"])
+                raise immutable_error(first["name"])
             todo: list[sqlite3.Row] = []
             events: list[audit.AuditEvent] = []
             for row in rows:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from . import audit, keys, totp
 from .actors import Actor
 from .db import Store
-from .errors import EncryptionKeyError
+from .errors import EncryptionKeyError, StateConflict
 
 CHUNK = 5000
 
@@ -90,6 +90,11 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
     undo = None
     try:
         with store.write() as conn:
+            if keys._check_value(conn) is None:
+                raise StateConflict(
+                    "This store has no encryption key yet: there is nothing to re-encrypt.",
+                    "A key is created when it is first needed (e.g. by `user enable`).",
+                )
             old = keys.load_key(conn, store.path)
             new = keys.MasterKey(secrets.token_bytes(32), old.source)
             users = _reseal_users(conn, old, new)

@@ -190,7 +190,7 @@ def _matching_step(key: bytes, code: str, step: int, window: int) -> int | None:
     """
     given = code.encode("ascii")
     matched = None
-    for candidate in range(step - window, step + window + 1):
+    for candidate in range(max(step - window, 0), step + window + 1):  # no step before 1970
         if hmac.compare_digest(hotp(key, candidate), given):
             matched = candidate
     return matched

@@ -119,3 +119,9 @@ def test_rekey_with_a_wrong_key_changes_nothing(cli, db_path, monkeypatch):
     monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"\x03" * 32))
     assert cli("db", "rekey", "--yes").exit_code == 9
     assert {p.name: p.read_bytes() for p in db_path.parent.glob(db_path.name + "*")} == before
+
+
+def test_rekey_without_a_key_yet_is_a_state_conflict(cli, store):
+    result = cli("db", "rekey", "--yes", "--json")
+    assert result.exit_code == 6
+    assert "nothing to re-encrypt" in result.json()["error"]["message"]

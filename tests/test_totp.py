@@ -265,3 +265,12 @@ def test_any_text_as_a_code_is_only_ever_rejected(cli, db_path, code):
     assert result.reason in ("accepted", "wrong_code", "malformed", "replay")
     if not totp.is_well_formed(code):
         assert result.reason == "malformed" and not result.accepted
+
+
+def test_verify_in_the_first_step_after_the_epoch(cli, db_path):
+    secret = enroll(cli)
+    store = open_store(db_path)
+    try:
+        assert totp.verify_otp(store, "alice", hotp(secret, 0), now=10).accepted
+    finally:
+        store.close()

@@ -89,7 +89,7 @@ def enable(
     actor = inv.actor
     store = inv.store
     single = selected is not None and len(selected) == 1 and from_file is None
-    total = len(selected) if selected else store.execute("SELECT count(*) FROM users").fetchone()[0]
+    total = enrollment.count_targets(store.conn, selected, group, all_users)
     with inv.output.progress(total, "Enabling 2FA") as advance:
         report = enrollment.enable(
             store,
