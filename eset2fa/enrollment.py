@@ -371,7 +371,8 @@ def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
             f"{row['name']} is {row['state']}"
             + (f" ({row['method']})" if row["method"] else "")
             + "; the enrollment QR code is shown only while TOTP enrollment is pending.",
-            "An enrolled user needs a token reset (`eset2fa user reset-token`) for a new secret.",
+            f"A new secret needs a token reset (`eset2fa user reset-token {row['name']}`), or"
+            f" `eset2fa user disable {row['name']}` and `user enable` again.",
         )
     key = totp.master_key(store)
     secret = base64.b32encode(key.open(row["secret"], totp.secret_context(row["id"]))).decode()
