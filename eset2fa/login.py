@@ -108,11 +108,19 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
     if row["state"] == "disabled":
         callbacks.notice(f"{row['name']} has no two-factor authentication: password only.")
         return {"name": row["name"], "state": "disabled", "second_factor": None}
-    if row["method"] != "totp":
-        raise UsageError(
-            f"{row['name']} uses {row['method']} approval, not a one-time password.",
-            f"Use `eset2fa push send {row['name']}`.",
+    if row["method"] == "push":
+        from .actors import Actor
+
+        def announce(request: dict) -> None:
+            callbacks.notice(
+                f"Login request ID: {request['id']}. Approve the push that shows this ID "
+                f"(within {request['timeout_seconds']} s)."
+            )
+
+        result = push_login(
+            store, Actor(label=row["name"], user_id=row["id"]), row["name"], on_created=announce
         )
+        return {"name": row["name"], "state": result["state"], "second_factor": "push"}
     if row["state"] == "pending":
         phone = row["phone"] or _enroll_phone(store, row, callbacks)
         uri = pending_uri(store, row)
@@ -137,3 +145,54 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
         "Login failed: the one-time password was rejected.",
         "Check the phone's clock, and enter the code currently shown in the app.",
     )
+
+
+def push_login(
+    store: Store,
+    actor,
+    name: str,
+    *,
+    timeout: int | None = None,
+    on_created: Callable[[dict], None] | None = None,
+) -> dict:
+    """The push second factor (SPEC S12, S13): a request whose ID the login screen shows.
+
+    Only for a user whose method is push and who is not locked. The first approved push turns a
+    `pending` user `active`, as the first valid OTP does for TOTP. Raises PushDenied (exit 8) when
+    the push is rejected or expires, DeliveryFailed (7) when it cannot be sent.
+    """
+    from . import push
+    from .clock import now_iso
+    from .errors import NotFound, PushDenied, StateConflict
+
+    row = store.execute(
+        "SELECT id, name, method, state, locked FROM users WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
+    if row["state"] == "disabled" or row["method"] != "push":
+        raise StateConflict(
+            f"{row['name']} does not approve push requests"
+            + (f" (their method is {row['method']})." if row["method"] else " (2FA is off)."),
+            f"Enable it with `eset2fa user enable {row['name']} --method push`.",
+        )
+    if row["locked"]:
+        raise Locked(f"{row['name']} is locked.", "An administrator can run `eset2fa user unlock`.")
+    try:
+        request = push.send_and_wait(
+            store, actor, row["name"], timeout=timeout, on_created=on_created
+        )
+    except PushDenied as denied:
+        with store.write() as conn:
+            audit.record(conn, actor.label, "auth.push", row["name"], "denied")
+        raise denied
+    with store.write() as conn:
+        state = conn.execute("SELECT state FROM users WHERE id = ?", (row["id"],)).fetchone()[0]
+        if state == "pending":
+            conn.execute(
+                "UPDATE users SET state = 'active', activated_at = ? WHERE id = ?",
+                (now_iso(), row["id"]),
+            )
+            state = "active"
+        audit.record(conn, actor.label, "auth.push", row["name"], "ok", {"request": request["id"]})
+    return {**request, "state": state}

@@ -97,3 +97,42 @@ def login(
             + (" (two-factor authentication active)" if result["second_factor"] else "")
         ),
     )
+
+
+@app.command("push")
+def push(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user who approves on their phone."),
+    timeout: int = typer.Option(
+        None, "--timeout", min=1, help="Seconds to wait (default: push.timeout_seconds, 150)."
+    ),
+) -> None:
+    """Second factor by push: send a request whose ID matches the login screen, wait for approval.
+
+    Exit 0 approved (a pending user becomes active), 8 rejected or expired (no approval within
+    the timeout means no access), 4 locked, 6 when the user's method is not push, 7 when the
+    push could not be sent. With the outbox transport, approve from another shell with
+    `eset2fa push approve ID`.
+
+    Example:
+        eset2fa auth push alice
+        eset2fa auth push alice --timeout 60 --json
+    """
+    from ..login import push_login
+
+    inv = invocation(ctx)
+
+    def announce(request: dict) -> None:
+        inv.output.notice(
+            f"Login request ID [bold]{request['id']}[/] sent to {request['user']}: approve the"
+            f" push that shows this ID. Waiting up to {request['timeout_seconds']} s..."
+        )
+
+    result = push_login(inv.store, inv.actor, name, timeout=timeout, on_created=announce)
+    inv.output.result(
+        result,
+        lambda: inv.output.message(
+            f"[bold green]Approved[/]: request {result['id']}, "
+            f"{result['user']} is {result['state']}"
+        ),
+    )

@@ -112,7 +112,11 @@ def enable(
         def human() -> None:
             inv.output.message(
                 f"Two-factor authentication ({method.value}) enabled for [bold]{row['name']}[/]:"
-                " pending until the first valid code"
+                + (
+                    " pending until the first valid code"
+                    if method.value == "totp"
+                    else " pending until the first approved push (`eset2fa auth push`)"
+                )
             )
             if report.uri and show_qr:
                 from .qr import print_qr
