@@ -85,6 +85,21 @@ def _reseal_settings(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
     return len(rows)
 
 
+def _reseal_outbox(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
+    from .transports.outbox import sealed_context
+
+    rows = conn.execute(
+        "SELECT id, channel, recipient, sealed FROM outbox WHERE sealed IS NOT NULL"
+    ).fetchall()
+    for row_id, channel, recipient, blob in rows:
+        context = sealed_context(channel, recipient)
+        conn.execute(
+            "UPDATE outbox SET sealed = ? WHERE id = ?",
+            (new.seal(old.open(blob, context), context), row_id),
+        )
+    return len(rows)
+
+
 def rekey(store: Store, actor: Actor) -> RekeyReport:
     """Re-encrypt user and setting secrets with a fresh key and put it where the old one was."""
     undo = None
@@ -99,6 +114,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
             new = keys.MasterKey(secrets.token_bytes(32), old.source)
             users = _reseal_users(conn, old, new)
             settings = _reseal_settings(conn, old, new)
+            messages = _reseal_outbox(conn, old, new)
             check = new.seal(keys._CHECK_PLAINTEXT, keys._CHECK_CONTEXT)
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?), "
@@ -114,6 +130,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
                 {
                     "users": users,
                     "settings": settings,
+                    "outbox_messages": messages,
                     "key_source": new.source,
                     "old_fingerprint": old.fingerprint,
                     "new_fingerprint": new.fingerprint,

@@ -148,9 +148,12 @@ def test_first_login_enrolls_then_later_login_asks_the_otp(cli, db_path, sql):
     term.send("+44 20 7946 0000")
     term.expect("One-time password for alice")
     assert "█" in term.seen or "▀" in term.seen  # the QR code was drawn
-    (sms,) = sql("SELECT recipient, body FROM outbox WHERE channel = 'sms'")
+    (stored,) = sql("SELECT recipient, body, sealed FROM outbox WHERE channel = 'sms'")
+    assert stored["body"] == "(encrypted)"  # the link holds the secret: never in clear at rest
+    (sms,) = cli("outbox", "--channel", "sms", "--json").json()
     assert sms["recipient"] == "+442079460000"
     secret = secret_of(sms["body"].split()[-1])
+    assert secret.encode() not in stored["sealed"]
     term.send("000000" if totp_now(secret) != "000000" else "111111")
     term.expect("attempt(s) left")
     term.send(totp_now(secret))

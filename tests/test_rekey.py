@@ -125,3 +125,16 @@ def test_rekey_without_a_key_yet_is_a_state_conflict(cli, store):
     result = cli("db", "rekey", "--yes", "--json")
     assert result.exit_code == 6
     assert "nothing to re-encrypt" in result.json()["error"]["message"]
+
+
+def test_rekey_reseals_outbox_sms(cli, sql):
+    assert cli("sms", "test", "+442079460001", "--text", "code 424242").exit_code == 0
+    (row,) = sql("SELECT body, sealed FROM outbox WHERE channel = 'sms'")
+    assert row["body"] == "(encrypted)" and b"424242" not in row["sealed"]
+    before = row["sealed"]
+    result = cli("db", "rekey", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    (after,) = sql("SELECT sealed FROM outbox WHERE channel = 'sms'")
+    assert after["sealed"] != before
+    (message,) = cli("outbox", "--channel", "sms", "--json").json()
+    assert message["body"] == "code 424242"

@@ -13,6 +13,9 @@ def outbox(
 ) -> None:
     """List SMS and push messages kept by the embedded outbox transport (the default).
 
+    SMS bodies are stored encrypted (they can carry an enrollment link or a reset code) and are
+    shown decrypted here: treat the output like the secrets it may contain.
+
     Example:
         eset2fa outbox --user alice
         eset2fa outbox --channel sms --json
@@ -20,7 +23,9 @@ def outbox(
     from ..transports.outbox import list_messages
 
     inv = invocation(ctx)
-    rows = list_messages(inv.store.conn, user=user, channel=channel, limit=limit or None)
+    rows = list_messages(
+        inv.store.conn, user=user, channel=channel, limit=limit or None, db_path=inv.store.path
+    )
     inv.output.result(
         rows,
         lambda: inv.output.table(

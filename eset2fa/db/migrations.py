@@ -136,10 +136,17 @@ def m0003_push_requests(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0006_outbox_sealed(conn: sqlite3.Connection) -> None:
+    # SMS bodies can carry secrets (the enrollment link holds the TOTP secret, a reset SMS its
+    # code): they are kept encrypted with the master key, `body` then holds only a placeholder.
+    _run(conn, "ALTER TABLE outbox ADD COLUMN sealed BLOB")
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
     ("0003_push_requests", m0003_push_requests),
+    ("0006_outbox_sealed", m0006_outbox_sealed),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
