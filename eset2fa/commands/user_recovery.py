@@ -72,3 +72,81 @@ def reset_password(
         inv.output.notice(
             f"New password for {result['name']} (shown once, store it safely): [bold]{generated}[/]"
         )
+
+
+def _show_enrollment(inv, name: str, uri: str | None, show_qr: bool | None) -> None:
+    """The new enrollment's QR code on a terminal (never in --json: the URI is in the document)."""
+    import sys
+
+    if uri is None:
+        return
+    if show_qr is None:
+        show_qr = sys.stdout.isatty()
+    if show_qr:
+        from .qr import print_qr
+
+        print_qr(inv, uri)
+        inv.output.notice("Scan the code with the authenticator app, then enter a code.")
+    else:
+        inv.output.notice(f"Show the QR code with: eset2fa qr {name} (while pending)")
+
+
+@app.command("reset-token")
+def reset_token(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user whose authenticator token is reset."),
+    confirm: str = typer.Option(
+        None, "--confirm", metavar="CODE", help="The verification code the user got by SMS."
+    ),
+    show_qr: bool = typer.Option(
+        None,
+        "--qr/--no-qr",
+        help="Print the new enrollment QR code (default: on a terminal).",
+        show_default=False,
+    ),
+) -> None:
+    """Reset a user's TOTP token: a code by SMS to their stored phone, then a new secret.
+
+    Without --confirm: a verified backup is taken (its path printed), then a one-time 8-digit
+    code is sent by SMS to the phone number stored for the user, never to another number, through
+    the configured SMS transport. The code expires after `reset.code_ttl_seconds` (600) and allows
+    `reset.max_attempts` (5) tries. If the SMS cannot be sent (exit 7) no reset is recorded.
+    With --confirm CODE: the right code gives the user a new secret; they become pending with a
+    new QR code (--json returns the otpauth URI). The old secret works until then, never after.
+    The user can also enter the code at their next `eset2fa auth login`. A user without a stored
+    phone uses `eset2fa user recover NAME --lost-phone` instead.
+
+    Example:
+        eset2fa user reset-token alice
+        eset2fa user reset-token alice --confirm 12345678 --json
+    """
+    from .. import token_reset
+
+    inv = invocation(ctx)
+    if confirm is None:
+        result = token_reset.request_reset(inv.store, inv.actor, name)
+
+        def sent() -> None:
+            inv.output.message(f"Backup taken first: {result['backup']}")
+            inv.output.message(
+                f"Verification code for [bold]{result['name']}[/] sent by SMS to "
+                f"{result['sent_to']} ({result['transport']}); valid until {result['expires_at']}"
+            )
+            inv.output.message(
+                f"Confirm with: eset2fa user reset-token {result['name']} --confirm CODE"
+                " (or at the user's next `eset2fa auth login`)"
+            )
+
+        inv.output.result(result, sent)
+        return
+    actor = inv.actor
+    result = token_reset.confirm_reset(inv.store, actor.label, name, confirm, actor=actor)
+
+    def confirmed() -> None:
+        inv.output.message(
+            f"Token of [bold]{result['name']}[/] reset: pending until the first valid code "
+            "from the new secret (the old one no longer works)"
+        )
+        _show_enrollment(inv, result["name"], result["uri"], show_qr)
+
+    inv.output.result(result, confirmed)

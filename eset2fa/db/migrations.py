@@ -136,10 +136,40 @@ def m0003_push_requests(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0004_recovery(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """
+        CREATE TABLE token_resets (
+            -- at most one pending token reset per user; a new request replaces it
+            user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,    -- HMAC-SHA256(salt, code) in hex, never the code
+            salt BLOB NOT NULL,
+            phone TEXT NOT NULL,        -- the stored number the code was sent to
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            requested_by TEXT NOT NULL,
+            backup TEXT NOT NULL        -- the backup taken before the request
+        );
+        CREATE TABLE recovery_codes (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,    -- HMAC-SHA256(salt, code) in hex, never the code
+            salt BLOB NOT NULL,         -- one salt per user's batch
+            created_at TEXT NOT NULL,
+            used_at TEXT
+        );
+        CREATE INDEX recovery_codes_user ON recovery_codes (user_id)
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
     ("0003_push_requests", m0003_push_requests),
+    ("0004_recovery", m0004_recovery),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
