@@ -258,3 +258,32 @@ def test_needs_write_permission(cli, store, sql):
     assert r.exit_code == 0, r.stderr
     (row,) = sql("SELECT actor FROM audit WHERE action = 'user.reset-token'")
     assert "helpdesk" in row[0]
+
+
+def test_auth_login_asks_for_the_reset_code_first_then_enrolls_the_new_secret(cli, db_path, sql):
+    from test_auth import Terminal
+    from totp_helpers import totp_now
+
+    old = active_user(cli)
+    assert cli("user", "reset-token", "alice").exit_code == 0
+    code = code_in(outbox_sms(cli)[-1]["body"])
+
+    term = Terminal("--db", str(db_path), "auth", "login", "alice")
+    term.expect("Password for alice")
+    term.send_secret("alice-password")
+    term.expect("Verification code from the token reset SMS")
+    term.send("00000000" if code != "00000000" else "11111111")
+    term.expect("attempt(s) left")
+    term.send(code)
+    term.expect("One-time password for alice")
+    assert "▀" in term.seen or "█" in term.seen  # the new QR code was drawn
+    link = outbox_sms(cli)[-1]
+    assert link["recipient"] == PHONE and "otpauth://" in link["body"]
+    new = secret_of(link["body"].split()[-1])
+    assert new != old
+    term.send(totp_now(new))
+    term.expect("Logged in")
+    assert term.finish() == 0, term.seen
+    row = sql("SELECT state, fail_count FROM users WHERE name = 'alice'")[0]
+    assert (row["state"], row["fail_count"]) == ("active", 0)
+    assert sql("SELECT count(*) FROM token_resets")[0][0] == 0
