@@ -150,3 +150,57 @@ def reset_token(
         _show_enrollment(inv, result["name"], result["uri"], show_qr)
 
     inv.output.result(result, confirmed)
+
+
+@app.command("recover")
+def recover(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user who lost their phone."),
+    lost_phone: bool = typer.Option(
+        False, "--lost-phone", help="The phone with the authenticator (or push app) is lost."
+    ),
+    show_qr: bool = typer.Option(
+        None,
+        "--qr/--no-qr",
+        help="Print the new enrollment QR code (default: on a terminal).",
+        show_default=False,
+    ),
+) -> None:
+    """Recover a user who lost their phone: backup, drop the lost factor, enrol again, unlock.
+
+    Takes a verified backup first (its path is printed and in --json; if it fails nothing
+    changes), then in one step: the secret, stored phone number and replay state are cleared,
+    two-factor authentication is enabled again as pending with the same method (TOTP: a new
+    secret, its QR code on a terminal and its otpauth URI in --json; push: waits for the new
+    device), and the lock and failed-attempt count are reset. Asks first; without a terminal it
+    needs --yes and refuses otherwise. Works for the Administrator too; if the Administrator's
+    password is also lost, use `eset2fa user reset-password Administrator`.
+
+    Example:
+        eset2fa user recover alice --lost-phone
+        eset2fa user recover alice --lost-phone --yes --json
+    """
+    from .. import recovery
+    from ..errors import UsageError
+
+    inv = invocation(ctx)
+    if not lost_phone:
+        raise UsageError(
+            "Say what was lost: --lost-phone.",
+            f"Example: eset2fa user recover {name} --lost-phone --yes",
+        )
+    result = recovery.recover_lost_phone(inv.store, inv.actor, name, inv.confirm)
+
+    def human() -> None:
+        inv.output.message(f"Backup taken first: {result['backup']}")
+        inv.output.message(
+            f"[bold]{result['name']}[/] recovered: {result['method']} enrollment pending, "
+            "unlocked, the lost phone no longer works"
+        )
+        if result["method"] == "push":
+            inv.output.notice(
+                f"The user pairs the new device, then approves: eset2fa auth push {result['name']}"
+            )
+        _show_enrollment(inv, result["name"], result.get("uri"), show_qr)
+
+    inv.output.result(result, human)
