@@ -323,6 +323,9 @@ def disable(
             " enabled_at = NULL, activated_at = NULL WHERE id = ?",
             todo,
         )
+        # What belonged to the removed setup goes with it: a later enable starts clean.
+        conn.executemany("DELETE FROM token_resets WHERE user_id = ?", todo)
+        conn.executemany("DELETE FROM recovery_codes WHERE user_id = ?", todo)
         audit.record_many(conn, events)
     report.outcomes = results
     return report

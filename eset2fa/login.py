@@ -15,7 +15,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import audit, token_reset, totp
+from . import audit, recovery_codes, token_reset, totp
 from .db import Store
 from .errors import CheckFailed, DeliveryFailed, Locked, UsageError
 
@@ -143,10 +143,16 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
         callbacks.show_enrollment(uri)
 
     for _attempt in range(OTP_ATTEMPTS):
-        code = callbacks.ask_otp(f"One-time password for {row['name']}").strip()
-        result = totp.verify_otp(store, row["name"], code, action="auth.login")
+        code = callbacks.ask_otp(f"One-time password for {row['name']} (or a recovery code)")
+        code = code.strip()
+        if not totp.is_well_formed(code) and recovery_codes.looks_like_recovery_code(code):
+            result = recovery_codes.use_recovery_code(store, row["name"], code, action="auth.login")
+            factor = "recovery_code"
+        else:
+            result = totp.verify_otp(store, row["name"], code, action="auth.login")
+            factor = "totp"
         if result.accepted:
-            return {"name": row["name"], "state": result.state, "second_factor": "totp"}
+            return {"name": row["name"], "state": result.state, "second_factor": factor}
         if result.locked:
             raise Locked(
                 f"Wrong one-time password; {row['name']} is now locked.",

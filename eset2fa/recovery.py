@@ -44,6 +44,9 @@ def _disable_two_factor(conn: sqlite3.Connection, user_id: int) -> None:
         " activated_at = NULL WHERE id = ?",
         (user_id,),
     )
+    # A pending token reset and recovery codes belong to the setup being removed.
+    conn.execute("DELETE FROM token_resets WHERE user_id = ?", (user_id,))
+    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
 
 
 def reset_password(
@@ -129,8 +132,6 @@ def recover_lost_phone(
         _require_two_factor(target)
         method = target["method"]
         _disable_two_factor(conn, target["id"])
-        conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
-        conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (target["id"],))
         uri = reenroll(conn, store, target, method)
         audit.record(
             conn,

@@ -204,3 +204,50 @@ def recover(
         _show_enrollment(inv, result["name"], result.get("uri"), show_qr)
 
     inv.output.result(result, human)
+
+
+@app.command("recovery-codes")
+def recovery_codes(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user whose recovery codes are shown or made."),
+    regenerate: bool = typer.Option(
+        False, "--regenerate", help="Make 10 new codes (the old ones stop working); shown once."
+    ),
+) -> None:
+    """Make one-time recovery codes for a user with 2FA, or count the unused ones.
+
+    With --regenerate: 10 new codes replace any earlier ones and are shown this once (in --json
+    too); only their hashes are stored. Each code works once, instead of a one-time password, at
+    `eset2fa auth verify NAME --recovery-code CODE` or at `eset2fa auth login`; a used code resets
+    the failed-attempt count, a wrong one counts toward the lockout. Without --regenerate: how
+    many unused codes are left. Needs Write permission over the user.
+
+    Example:
+        eset2fa user recovery-codes alice --regenerate
+        eset2fa user recovery-codes alice --json
+    """
+    from .. import recovery_codes as codes_core
+
+    inv = invocation(ctx)
+    if not regenerate:
+        result = codes_core.remaining(inv.store, inv.actor, name)
+        inv.output.result(
+            result,
+            lambda: inv.output.message(
+                f"{result['name']} has {result['unused']} unused recovery code(s)"
+            ),
+        )
+        return
+    result, codes = codes_core.regenerate(inv.store, inv.actor, name)
+
+    def human() -> None:
+        inv.output.message(
+            f"Recovery codes for [bold]{result['name']}[/] (shown once; each works once):"
+        )
+        for code in codes:
+            inv.output.message(f"  {code}")
+        if result["replaced_unused"]:
+            replaced = result["replaced_unused"]
+            inv.output.notice(f"{replaced} earlier unused code(s) stopped working.")
+
+    inv.output.result({**result, "codes": codes}, human)
