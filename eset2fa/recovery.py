@@ -125,6 +125,10 @@ def recover_lost_phone(
         f"Recover {target['name']} after a lost phone? Their current {target['method']} setup "
         "stops working now and a new enrollment starts."
     )
+    if target["method"] == "totp":
+        from .totp import master_key
+
+        master_key(store)  # a missing or wrong key stops here (exit 9), before the backup
     backup_path = backup_first(store, f"recover {target['name']}", actor)
     with store.write() as conn:
         target = users.get_user(conn, name, columns)  # re-read under the write lock

@@ -85,6 +85,10 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
     target = users.get_user(store.conn, name, _COLUMNS)
     permissions.require_write(store.conn, actor, target)
     _check_resettable(target)
+    # The new secret needs the key at confirmation: without it, send no code (exit 9 now).
+    from .totp import master_key
+
+    master_key(store)
     backup_path = backup_first(store, f"reset-token {target['name']}", actor)
 
     ttl = config.get(store.conn, "reset.code_ttl_seconds")

@@ -123,3 +123,18 @@ def test_permission_denied_with_as_and_failed_backup(cli, store):
     r = cli("user", "recover", "alice", "--lost-phone", "--yes", "--json")
     assert r.exit_code == 9 and "backup" in r.json()["error"]["message"].lower()
     assert users_snapshot(store) == before
+
+
+def test_without_the_key_nothing_is_backed_up_sent_or_changed(cli, store, sql, monkeypatch):
+    import base64
+    import os
+
+    monkeypatch.setenv("ESET2FA_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+    active_user(cli)
+    monkeypatch.delenv("ESET2FA_KEY")
+    before = users_snapshot(store)
+    assert cli("user", "recover", "alice", "--lost-phone", "--yes").exit_code == 9
+    assert cli("user", "reset-token", "alice").exit_code == 9
+    assert users_snapshot(store) == before
+    assert not (store.parent / "backups").exists()
+    assert sql("SELECT count(*) FROM outbox")[0][0] == 0
