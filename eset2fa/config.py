@@ -37,6 +37,13 @@ SETTINGS: dict[str, Setting] = {
     ),
     "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
     "totp.window": Setting("int", 1, "Accepted clock drift, in 30 s steps either side", minimum=0),
+    # token reset by SMS (user reset-token)
+    "reset.code_ttl_seconds": Setting(
+        "int", 600, "Seconds a token reset code sent by SMS stays valid", minimum=30
+    ),
+    "reset.max_attempts": Setting(
+        "int", 5, "Wrong token reset codes before the reset is cancelled", minimum=1
+    ),
     # delivery
     "sms.transport": Setting("choice", "outbox", "Where SMS go", choices=("outbox", "http")),
     "push.transport": Setting("choice", "outbox", "Where pushes go", choices=("outbox", "ntfy")),

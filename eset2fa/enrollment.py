@@ -266,6 +266,30 @@ def _write_enabled(
     return secrets_by_id
 
 
+def reenroll(conn: sqlite3.Connection, store: Store, row: sqlite3.Row, method: str) -> str | None:
+    """Put ONE user back to `pending` with `method`, a fresh secret for TOTP; returns its URI.
+
+    Inside the caller's write transaction (token reset, lost-phone recovery): the old secret is
+    replaced in the same transaction, so it works until the moment of commit and never after.
+    Also clears the replay step, the fail count and the lock, as `enable` does. The phone column
+    is left to the caller.
+    """
+    from . import config
+
+    aead = None
+    if method == "totp":
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        from .keys import load_key
+
+        key = load_key(conn, store.path, create=True)
+        aead = AESGCM(key.key)
+    secret = _write_enabled(conn, [row], method, aead).get(row["id"])
+    if secret is None:
+        return None
+    return totp.provisioning_uri(secret, row["name"], config.get(conn, "totp.issuer"))
+
+
 def disable(
     store: Store,
     actor: Actor,
@@ -299,6 +323,9 @@ def disable(
             " enabled_at = NULL, activated_at = NULL WHERE id = ?",
             todo,
         )
+        # What belonged to the removed setup goes with it: a later enable starts clean.
+        conn.executemany("DELETE FROM token_resets WHERE user_id = ?", todo)
+        conn.executemany("DELETE FROM recovery_codes WHERE user_id = ?", todo)
         audit.record_many(conn, events)
     report.outcomes = results
     return report

@@ -15,7 +15,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import audit, totp
+from . import audit, recovery_codes, token_reset, totp
 from .db import Store
 from .errors import CheckFailed, DeliveryFailed, Locked, UsageError
 
@@ -40,14 +40,13 @@ def pending_uri(store: Store, row) -> str:
     return totp.provisioning_uri(base64.b32encode(secret).decode(), row["name"], issuer)
 
 
+_LOGIN_COLUMNS = "id, name, password_hash, state, method, secret, phone, locked"
+
+
 def _check_password(store: Store, name: str, password: str):
     from .passwords import verify_password
 
-    row = store.execute(
-        "SELECT id, name, password_hash, state, method, secret, phone, locked FROM users"
-        " WHERE name = ?",
-        (name,),
-    ).fetchone()
+    row = store.execute(f"SELECT {_LOGIN_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
         audit.record(
@@ -99,6 +98,28 @@ def _send_link(store: Store, name: str, phone: str, uri: str, callbacks: LoginCa
     callbacks.notice(f"Enrollment link sent by SMS to {phone} ({delivery.transport}).")
 
 
+def _confirm_token_reset(store: Store, row, callbacks: LoginCallbacks):
+    """A token reset is pending: the code from its SMS comes first; returns the re-read row.
+
+    The right code gives the user their new secret (pending), so the enrollment step below shows
+    the new QR code. Wrong codes count toward the reset's attempt limit, not the OTP lockout.
+    """
+    callbacks.notice(f"A token reset is pending for {row['name']}: a code was sent by SMS.")
+    for attempt in range(1, OTP_ATTEMPTS + 1):
+        code = callbacks.ask_otp("Verification code from the token reset SMS")
+        try:
+            token_reset.confirm_reset(store, row["name"], row["name"], code)
+        except CheckFailed as error:
+            if attempt == OTP_ATTEMPTS or not token_reset.has_pending_reset(store.conn, row["id"]):
+                raise
+            callbacks.notice(error.message)
+            continue
+        callbacks.notice("Token reset confirmed: set up the authenticator app with the new code.")
+        break
+    query = f"SELECT {_LOGIN_COLUMNS} FROM users WHERE id = ?"
+    return store.execute(query, (row["id"],)).fetchone()
+
+
 def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> dict:
     """Run the login; returns {"name", "state", "second_factor"} or raises (exit codes as verify).
 
@@ -121,6 +142,8 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
             store, Actor(label=row["name"], user_id=row["id"]), row["name"], on_created=announce
         )
         return {"name": row["name"], "state": result["state"], "second_factor": "push"}
+    if token_reset.has_pending_reset(store.conn, row["id"]):
+        row = _confirm_token_reset(store, row, callbacks)
     if row["state"] == "pending":
         phone = row["phone"] or _enroll_phone(store, row, callbacks)
         uri = pending_uri(store, row)
@@ -128,10 +151,16 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
         callbacks.show_enrollment(uri)
 
     for _attempt in range(OTP_ATTEMPTS):
-        code = callbacks.ask_otp(f"One-time password for {row['name']}").strip()
-        result = totp.verify_otp(store, row["name"], code, action="auth.login")
+        code = callbacks.ask_otp(f"One-time password for {row['name']} (or a recovery code)")
+        code = code.strip()
+        if not totp.is_well_formed(code) and recovery_codes.looks_like_recovery_code(code):
+            result = recovery_codes.use_recovery_code(store, row["name"], code, action="auth.login")
+            factor = "recovery_code"
+        else:
+            result = totp.verify_otp(store, row["name"], code, action="auth.login")
+            factor = "totp"
         if result.accepted:
-            return {"name": row["name"], "state": result.state, "second_factor": "totp"}
+            return {"name": row["name"], "state": result.state, "second_factor": factor}
         if result.locked:
             raise Locked(
                 f"Wrong one-time password; {row['name']} is now locked.",

@@ -8,11 +8,12 @@ a StorageError and the store unchanged.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from . import audit, permissions, users
 from .actors import Actor
 from .db import Store
-from .errors import Eset2faError, StorageError
+from .errors import Eset2faError, StateConflict, StorageError
 
 USER_COLUMNS = "id, name, group_name, builtin, state"
 
@@ -43,6 +44,9 @@ def _disable_two_factor(conn: sqlite3.Connection, user_id: int) -> None:
         " activated_at = NULL WHERE id = ?",
         (user_id,),
     )
+    # A pending token reset and recovery codes belong to the setup being removed.
+    conn.execute("DELETE FROM token_resets WHERE user_id = ?", (user_id,))
+    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
 
 
 def reset_password(
@@ -97,3 +101,81 @@ def reset_password(
         "locked": status["locked"],
     }
     return result, generated
+
+
+def recover_lost_phone(
+    store: Store, actor: Actor, name: str, confirm: Callable[[str], None]
+) -> dict:
+    """SPEC S9 for any user: backup, drop the lost factor, enrol again (same method), unlock.
+
+    `confirm(question)` is asked after the checks and before the backup (the command makes it
+    refuse without a terminal unless --yes). In ONE transaction after the backup: the secret,
+    phone and replay step are cleared, 2FA is enabled again as `pending` with the same method (a
+    new TOTP secret, or push waiting for the new device), the lock and fail count are reset, any
+    pending token reset and unused recovery codes are dropped (they belonged to the lost setup).
+    Returns the backup path and the new enrollment (its otpauth URI for TOTP).
+    """
+    from .enrollment import reenroll
+
+    columns = "id, name, group_name, builtin, state, method, phone, locked"
+    target = users.get_user(store.conn, name, columns)
+    permissions.require_write(store.conn, actor, target)
+    _require_two_factor(target)
+    confirm(
+        f"Recover {target['name']} after a lost phone? Their current {target['method']} setup "
+        "stops working now and a new enrollment starts."
+    )
+    if target["method"] == "totp":
+        from .totp import master_key
+
+        master_key(store)  # a missing or wrong key stops here (exit 9), before the backup
+    backup_path = backup_first(store, f"recover {target['name']}", actor)
+    with store.write() as conn:
+        target = users.get_user(conn, name, columns)  # re-read under the write lock
+        permissions.require_write(conn, actor, target)
+        _require_two_factor(target)
+        method = target["method"]
+        _disable_two_factor(conn, target["id"])
+        uri = reenroll(conn, store, target, method)
+        audit.record(
+            conn,
+            actor.label,
+            "user.recover",
+            target["name"],
+            "ok",
+            {
+                "backup": backup_path,
+                "lost": "phone",
+                "method": method,
+                "previous_state": target["state"],
+                "was_locked": bool(target["locked"]),
+                "phone_cleared": target["phone"] is not None,
+            },
+        )
+    result = {
+        "name": target["name"],
+        "backup": backup_path,
+        "method": method,
+        "state": "pending",
+        "locked": False,
+        "fail_count": 0,
+        "previous_state": target["state"],
+    }
+    if uri is not None:
+        result["uri"] = uri
+    return result
+
+
+def _require_two_factor(target: sqlite3.Row) -> None:
+    if target["state"] != "disabled":
+        return
+    hint = f"Enable it instead: eset2fa user enable {target['name']} --method totp"
+    if target["builtin"]:
+        hint = (
+            "If the Administrator's password is lost too: eset2fa user reset-password "
+            f"{target['name']}. To turn 2FA on: eset2fa user enable {target['name']}"
+        )
+    raise StateConflict(
+        f"{target['name']} has no two-factor authentication: there is no lost factor to recover.",
+        hint,
+    )

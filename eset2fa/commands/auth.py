@@ -9,7 +9,10 @@ app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=
 
 def _verdict_line(result: dict) -> str:
     if result["accepted"]:
-        return f"[bold green]Accepted[/]: {result['name']} is {result['state']}"
+        used = " (recovery code used: it will not work again)"
+        return f"[bold green]Accepted[/]: {result['name']} is {result['state']}" + (
+            used if result["reason"] == "recovery_code" else ""
+        )
     why = {
         "wrong_code": "wrong code",
         "malformed": "not a 6-digit code",
@@ -25,21 +28,39 @@ def _verdict_line(result: dict) -> str:
 def verify(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The user's name."),
-    code: str = typer.Argument(..., help="The 6-digit code from the authenticator app."),
+    code: str = typer.Argument(None, help="The 6-digit code from the authenticator app."),
+    recovery_code: str = typer.Option(
+        None, "--recovery-code", metavar="CODE", help="A one-time recovery code instead."
+    ),
 ) -> None:
     """Check a one-time password: exit 0 accepted, 1 rejected, 3 unknown, 4 locked, 6 not enabled.
 
     Every attempt is audited (never the code). Each rejection counts toward the lockout
     (`lockout.max_failures`, default 10); a locked user is refused even with a correct code.
+    --recovery-code checks one of the user's recovery codes instead (each works once; see
+    `eset2fa user recovery-codes`).
 
     Example:
         eset2fa auth verify alice 123456 && echo "welcome"
         eset2fa auth verify alice 123456 --json
+        eset2fa auth verify alice --recovery-code 7KQ2M-XW9RD
     """
-    from ..totp import verify_otp
+    from ..errors import UsageError
 
     inv = invocation(ctx)
-    result = verify_otp(inv.store, name, code).to_dict()
+    if (code is None) == (recovery_code is None):
+        raise UsageError(
+            "Give the one-time password or --recovery-code CODE (exactly one).",
+            f"Example: eset2fa auth verify {name} 123456",
+        )
+    if recovery_code is not None:
+        from ..recovery_codes import use_recovery_code
+
+        result = use_recovery_code(inv.store, name, recovery_code).to_dict()
+    else:
+        from ..totp import verify_otp
+
+        result = verify_otp(inv.store, name, code).to_dict()
     inv.output.result(result, lambda: inv.output.message(_verdict_line(result)))
     if not result["accepted"]:
         raise typer.Exit(1)

@@ -136,7 +136,36 @@ def m0003_push_requests(conn: sqlite3.Connection) -> None:
     )
 
 
-def m0006_outbox_sealed(conn: sqlite3.Connection) -> None:
+def m0004_recovery(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """
+        CREATE TABLE token_resets (
+            -- at most one pending token reset per user; a new request replaces it
+            user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,    -- HMAC-SHA256(salt, code) in hex, never the code
+            salt BLOB NOT NULL,
+            phone TEXT NOT NULL,        -- the stored number the code was sent to
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            requested_by TEXT NOT NULL,
+            backup TEXT NOT NULL        -- the backup taken before the request
+        );
+        CREATE TABLE recovery_codes (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL,    -- HMAC-SHA256(salt, code) in hex, never the code
+            salt BLOB NOT NULL,         -- one salt per user's batch
+            created_at TEXT NOT NULL,
+            used_at TEXT
+        );
+        CREATE INDEX recovery_codes_user ON recovery_codes (user_id)
+        """,
+    )
+
+
+def m0005_outbox_sealed(conn: sqlite3.Connection) -> None:
     # SMS bodies can carry secrets (the enrollment link holds the TOTP secret, a reset SMS its
     # code): they are kept encrypted with the master key, `body` then holds only a placeholder.
     _run(conn, "ALTER TABLE outbox ADD COLUMN sealed BLOB")
@@ -146,7 +175,8 @@ MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
     ("0003_push_requests", m0003_push_requests),
-    ("0006_outbox_sealed", m0006_outbox_sealed),
+    ("0004_recovery", m0004_recovery),
+    ("0005_outbox_sealed", m0005_outbox_sealed),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

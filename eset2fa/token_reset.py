@@ -1,0 +1,250 @@
+"""Token reset by SMS (SPEC S7): a one-time code to the STORED phone, then a new TOTP secret.
+
+1. `request_reset`: a verified backup first (nothing else happens if it fails), then an 8-digit
+   code from `secrets` is sent by SMS to the number stored for the user (there is no way to give
+   another one), and only then is the reset recorded: HMAC-SHA256 of the code with a random salt,
+   an expiry (`reset.code_ttl_seconds`) and an attempt limit (`reset.max_attempts`). If the SMS
+   cannot be delivered (exit 7) nothing is recorded, so there is never a pending reset whose code
+   nobody received; an earlier pending reset is replaced only once a new code went out.
+2. `confirm_reset`: the code is compared in constant time; every wrong code counts, the last
+   allowed wrong code cancels the reset, an expired one is cancelled too. The right code provisions
+   a new secret (the user becomes `pending` with a new QR code) in the same transaction that
+   deletes the reset: the old secret works until that commit and never after.
+
+Why a fast salted hash is enough here: the code lives at most `reset.code_ttl_seconds`, online
+guessing is capped by the attempt limit, and whoever can read the database file is trusted anyway
+(the README's trust boundary). The hash keeps the code out of the file and out of backups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+from datetime import timedelta
+
+from . import audit, permissions, users
+from .actors import Actor
+from .clock import now, now_iso, to_iso
+from .db import Store
+from .errors import CheckFailed, DeliveryFailed, Eset2faError, StateConflict
+
+CODE_DIGITS = 8
+_COLUMNS = "id, name, group_name, builtin, state, method, phone"
+
+
+def _hash(salt: bytes, code: str) -> str:
+    return hmac.new(salt, code.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def _new_code() -> str:
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def _normalize(code: str) -> str | None:
+    """The code without spaces or dashes; None if it is not CODE_DIGITS ASCII digits."""
+    cleaned = (code or "").replace(" ", "").replace("-", "").strip()
+    if len(cleaned) == CODE_DIGITS and cleaned.isascii() and cleaned.isdigit():
+        return cleaned
+    return None
+
+
+def _check_resettable(row: sqlite3.Row) -> None:
+    name = row["name"]
+    if row["state"] == "disabled":
+        raise StateConflict(
+            f"{name} has no two-factor authentication, so there is no token to reset.",
+            f"Enable it: eset2fa user enable {name} --method totp",
+        )
+    if row["method"] != "totp":
+        raise StateConflict(
+            f"{name} approves push requests; a token reset applies to authenticator apps (TOTP).",
+            f"For a new device: eset2fa user recover {name} --lost-phone",
+        )
+    if row["phone"] is None:
+        raise StateConflict(
+            f"{name} has no stored phone number to send the verification code to.",
+            f"Without the phone, recover instead: eset2fa user recover {name} --lost-phone",
+        )
+
+
+def has_pending_reset(conn: sqlite3.Connection, user_id: int) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM token_resets WHERE user_id = ?", (user_id,)).fetchone()
+        is not None
+    )
+
+
+def request_reset(store: Store, actor: Actor, name: str) -> dict:
+    """Back up, send a verification code by SMS to NAME's stored phone, record its hash."""
+    from . import config
+    from .recovery import backup_first
+    from .transports import sms_transport
+
+    target = users.get_user(store.conn, name, _COLUMNS)
+    permissions.require_write(store.conn, actor, target)
+    _check_resettable(target)
+    # The new secret needs the key at confirmation: without it, send no code (exit 9 now).
+    from .totp import master_key
+
+    master_key(store)
+    backup_path = backup_first(store, f"reset-token {target['name']}", actor)
+
+    ttl = config.get(store.conn, "reset.code_ttl_seconds")
+    max_attempts = config.get(store.conn, "reset.max_attempts")
+    code = _new_code()
+    phone = target["phone"]  # the stored number, and only that one (SPEC S7)
+    transport = sms_transport(store)
+    text = (
+        f"eset2fa token reset for {target['name']}: your verification code is {code}. "
+        f"It expires in {max(ttl // 60, 1)} min. "
+        "If you did not ask for it, tell your administrator."
+    )
+    try:
+        delivery = transport.send_sms(phone, text, user=target["name"])
+    except DeliveryFailed as error:
+        with store.write() as conn:
+            audit.record(
+                conn,
+                actor.label,
+                "user.reset-token",
+                target["name"],
+                "delivery_failed",
+                {"backup": backup_path, "transport": transport.name, "error": error.message},
+            )
+        error.hint = (
+            f"{error.hint or ''} No reset was recorded; run `eset2fa user reset-token "
+            f"{target['name']}` again once the gateway works."
+        ).strip()
+        raise
+    salt = secrets.token_bytes(16)
+    created = now()
+    expires_at = to_iso(created + timedelta(seconds=ttl))
+    with store.write() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO token_resets (user_id, code_hash, salt, phone, created_at,"
+            " expires_at, attempts, requested_by, backup) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            (
+                target["id"],
+                _hash(salt, code),
+                salt,
+                phone,
+                to_iso(created),
+                expires_at,
+                actor.label,
+                backup_path,
+            ),
+        )
+        audit.record(
+            conn,
+            actor.label,
+            "user.reset-token",
+            target["name"],
+            "sent",
+            {"backup": backup_path, "transport": delivery.transport, "expires_at": expires_at},
+        )
+    return {
+        "name": target["name"],
+        "backup": backup_path,
+        "sent_to": phone,
+        "transport": delivery.transport,
+        "reference": delivery.reference,
+        "expires_at": expires_at,
+        "max_attempts": max_attempts,
+    }
+
+
+def confirm_reset(
+    store: Store, actor_label: str, name: str, code: str, *, actor: Actor | None = None
+) -> dict:
+    """Check a token reset code; on success NAME gets a new secret and is pending (new QR).
+
+    `actor` (an admin, `user reset-token --confirm`) needs Write permission over NAME; without it
+    the caller has already authenticated NAME themselves (`auth login`). Raises StateConflict (no
+    pending reset) or CheckFailed (wrong, expired or exhausted code; every attempt is counted).
+    """
+    from . import config
+    from .enrollment import reenroll
+
+    if actor is not None:
+        target = users.get_user(store.conn, name, _COLUMNS)
+        permissions.require_write(store.conn, actor, target)
+    given = _normalize(code)
+    refusal: Eset2faError | None = None
+    result: dict | None = None
+    with store.write() as conn:
+        target = users.get_user(conn, name, _COLUMNS)
+        if actor is not None:
+            permissions.require_write(conn, actor, target)
+        reset = conn.execute(
+            "SELECT code_hash, salt, expires_at, attempts, backup FROM token_resets"
+            " WHERE user_id = ?",
+            (target["id"],),
+        ).fetchone()
+        max_attempts = config.get(conn, "reset.max_attempts")
+        if reset is None:
+            audit.record(conn, actor_label, "user.reset-token.confirm", target["name"], "none")
+            refusal = StateConflict(
+                f"{target['name']} has no pending token reset.",
+                f"Start one (a code is sent by SMS): eset2fa user reset-token {target['name']}",
+            )
+        elif now_iso() >= reset["expires_at"]:
+            conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
+            audit.record(conn, actor_label, "user.reset-token.confirm", target["name"], "expired")
+            refusal = CheckFailed(
+                f"The token reset code for {target['name']} has expired; the reset is cancelled.",
+                f"Send a new code: eset2fa user reset-token {target['name']}",
+            )
+        elif given is not None and hmac.compare_digest(
+            _hash(reset["salt"], given), reset["code_hash"]
+        ):
+            conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
+            uri = reenroll(conn, store, target, "totp")
+            audit.record(
+                conn,
+                actor_label,
+                "user.reset-token.confirm",
+                target["name"],
+                "ok",
+                {"backup": reset["backup"], "attempts": reset["attempts"] + 1},
+            )
+            result = {
+                "name": target["name"],
+                "state": "pending",
+                "method": "totp",
+                "backup": reset["backup"],
+                "uri": uri,
+            }
+        else:
+            attempts = reset["attempts"] + 1
+            remaining = max(max_attempts - attempts, 0)
+            if remaining == 0:
+                conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
+            else:
+                conn.execute(
+                    "UPDATE token_resets SET attempts = ? WHERE user_id = ?",
+                    (attempts, target["id"]),
+                )
+            audit.record(
+                conn,
+                actor_label,
+                "user.reset-token.confirm",
+                target["name"],
+                "rejected" if remaining else "cancelled",
+                {"attempts": attempts, "malformed": given is None},
+            )
+            refusal = CheckFailed(
+                f"Wrong token reset code for {target['name']}; "
+                + (
+                    f"{remaining} attempt(s) left."
+                    if remaining
+                    else "no attempts left: the reset is cancelled."
+                ),
+                "Enter the 8-digit code from the SMS."
+                if remaining
+                else f"Send a new code: eset2fa user reset-token {target['name']}",
+            )
+    if refusal is not None:
+        raise refusal
+    return result
