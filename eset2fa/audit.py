@@ -27,17 +27,36 @@ class AuditEvent:
     details: dict | None = None
 
 
-def _row_hash(prev_hash: str, at: str, event: AuditEvent, details_json: str) -> str:
+# json.dumps(..., sort_keys=True) builds a new encoder on every call; one shared encoder gives the
+# same text for less work on the verification path, which audits every attempt.
+_encode_details = json.JSONEncoder(sort_keys=True).encode
+
+_INSERT = (
+    "INSERT INTO audit (at, actor, action, target, result, details, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The chain's last hash; callers that already read the row they change may fetch it in the same
+# statement (`LAST_HASH_SQL` as a sub-select) and pass it as `prev_hash`.
+LAST_HASH_SQL = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
+
+
+def _row_hash(
+    prev_hash: str,
+    at: str,
+    actor: str,
+    action: str,
+    target: str | None,
+    result: str,
+    details_json: str,
+) -> str:
     import hashlib  # not at import time: read-only commands never hash
 
-    material = "\x1f".join(
-        (prev_hash, at, event.actor, event.action, event.target or "", event.result, details_json)
-    )
+    material = "\x1f".join((prev_hash, at, actor, action, target or "", result, details_json))
     return hashlib.sha256(material.encode()).hexdigest()
 
 
 def _last_hash(conn: sqlite3.Connection) -> str:
-    row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    row = conn.execute(LAST_HASH_SQL).fetchone()
     return row[0] if row else GENESIS
 
 
@@ -51,8 +70,10 @@ def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
     for event in events:
         if event.details is not last_details:
             last_details = event.details
-            details_json = json.dumps(event.details, sort_keys=True) if event.details else ""
-        digest = _row_hash(prev, at, event, details_json)
+            details_json = _encode_details(event.details) if event.details else ""
+        digest = _row_hash(
+            prev, at, event.actor, event.action, event.target, event.result, details_json
+        )
         rows.append(
             (
                 at,
@@ -66,11 +87,7 @@ def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
             )
         )
         prev = digest
-    conn.executemany(
-        "INSERT INTO audit (at, actor, action, target, result, details, prev_hash, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    conn.executemany(_INSERT, rows)
     return len(rows)
 
 
@@ -81,8 +98,19 @@ def record(
     target: str | None,
     result: str = "ok",
     details: dict | None = None,
+    *,
+    prev_hash: str | None = None,
 ) -> None:
-    record_many(conn, [AuditEvent(actor, action, target, result, details)])
+    """Append one event (inside the caller's write transaction).
+
+    `prev_hash`: the chain's last hash (GENESIS for an empty log) when the caller already read it
+    with `LAST_HASH_SQL` in THIS transaction; by default it is read here.
+    """
+    prev = prev_hash if prev_hash is not None else _last_hash(conn)
+    at = now_iso()
+    details_json = _encode_details(details) if details else ""
+    digest = _row_hash(prev, at, actor, action, target, result, details_json)
+    conn.execute(_INSERT, (at, actor, action, target, result, details_json or None, prev, digest))
 
 
 def list_events(
@@ -128,8 +156,15 @@ def verify_chain(conn: sqlite3.Connection) -> dict:
         " FROM audit ORDER BY id"
     )
     for row in cursor:
-        event = AuditEvent(row["actor"], row["action"], row["target"], row["result"])
-        expected = _row_hash(prev, row["at"], event, row["details"] or "")
+        expected = _row_hash(
+            prev,
+            row["at"],
+            row["actor"],
+            row["action"],
+            row["target"],
+            row["result"],
+            row["details"] or "",
+        )
         if row["prev_hash"] != prev or row["hash"] != expected:
             return {"ok": False, "rows_checked": checked, "first_bad_id": row["id"]}
         prev = row["hash"]

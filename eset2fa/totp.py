@@ -25,6 +25,7 @@ import base64
 import hmac
 import secrets
 import sqlite3
+import struct
 import weakref
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -70,11 +71,14 @@ def time_step(moment: float) -> int:
     return int(moment // PERIOD_SECONDS)
 
 
+_pack_counter = struct.Struct(">Q").pack
+_unpack_word = struct.Struct(">I").unpack_from
+
+
 def hotp(key: bytes, counter: int) -> bytes:
     """RFC 4226 HOTP over HMAC-SHA1 (dynamic truncation), as DIGITS ASCII digits."""
-    digest = hmac.digest(key, counter.to_bytes(8, "big"), "sha1")
-    offset = digest[-1] & 0x0F
-    number = int.from_bytes(digest[offset : offset + 4], "big") & 0x7FFFFFFF
+    digest = hmac.digest(key, _pack_counter(counter), "sha1")
+    number = _unpack_word(digest, digest[19] & 0x0F)[0] & 0x7FFFFFFF
     return b"%06d" % (number % 1_000_000)
 
 
@@ -104,15 +108,17 @@ class _CachedKey:
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+        from .keys import NONCE_BYTES
+
         self.master = master
         self._aead = AESGCM(master.key)
         self._invalid = (InvalidTag, ValueError)
+        self._nonce_bytes = NONCE_BYTES
 
     def open(self, blob: bytes, context: str) -> bytes:
-        from .keys import NONCE_BYTES
-
+        nonce_bytes = self._nonce_bytes
         try:
-            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context.encode())
+            return self._aead.decrypt(blob[:nonce_bytes], blob[nonce_bytes:], context.encode())
         except self._invalid:
             return self.master.open(blob, context)  # raises the one EncryptionKeyError
 
@@ -129,8 +135,11 @@ def master_key(store: Store):
 
 
 def _cached_key(store: Store) -> _CachedKey:
-    master_key(store)
-    return _key_cache[store]
+    cached = _key_cache.get(store)
+    if cached is None:
+        master_key(store)
+        cached = _key_cache[store]
+    return cached
 
 
 def remember_key(store: Store, key) -> None:
@@ -158,11 +167,13 @@ class VerifyResult:
         return asdict(self)
 
 
-# The user's row and the two policy settings in one statement (one round trip per verification).
+# The user's row, the two policy settings and the audit chain's last hash in one statement (one
+# round trip per verification: here a statement costs more than the SQLite work it does).
 _USER_QUERY = (
     "SELECT id, name, state, secret, fail_count, locked, last_step,"
     " (SELECT value FROM config WHERE key = 'totp.window') AS window,"
-    " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures"
+    " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures,"
+    f" ({audit.LAST_HASH_SQL}) AS last_hash"
     " FROM users WHERE name = ?"
 )
 
@@ -228,18 +239,22 @@ def verify_otp(
 
     with store.write() as conn:
         row = conn.execute(_USER_QUERY, (name,)).fetchone()
+        # The chain's last hash, read by the same statement (None: no row; audit.record reads it).
+        prev = None if row is None else row["last_hash"] or audit.GENESIS
         if row is None:
             audit.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
         elif row["state"] == "disabled" or row["secret"] is None:
-            audit.record(conn, actor or row["name"], action, row["name"], "not_enabled")
+            audit.record(
+                conn, actor or row["name"], action, row["name"], "not_enabled", prev_hash=prev
+            )
             refusal = StateConflict(
                 f"{row['name']} has no one-time password enabled"
                 + (" (they approve push requests)." if row["state"] != "disabled" else "."),
                 f"Enable it with `eset2fa user enable {row['name']} --method totp`.",
             )
         elif row["locked"]:
-            audit.record(conn, actor or row["name"], action, row["name"], "locked")
+            audit.record(conn, actor or row["name"], action, row["name"], "locked", prev_hash=prev)
             refusal = Locked(
                 f"{row['name']} is locked after too many wrong one-time passwords.",
                 f"An administrator can run `eset2fa user unlock {row['name']}`.",
@@ -256,6 +271,7 @@ def verify_otp(
                 row["name"],
                 "accepted" if outcome.accepted else "rejected",
                 details,
+                prev_hash=prev,
             )
     if refusal is not None:
         raise refusal
