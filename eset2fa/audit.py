@@ -97,18 +97,25 @@ def record(
     action: str,
     target: str | None,
     result: str = "ok",
-    details: dict | None = None,
+    details: dict | str | None = None,
     *,
     prev_hash: str | None = None,
 ) -> None:
     """Append one event (inside the caller's write transaction).
+
+    `details`: a dict, or its JSON text exactly as `json.dumps(details, sort_keys=True)` writes it.
 
     `prev_hash`: the chain's last hash (GENESIS for an empty log) when the caller already read it
     with `LAST_HASH_SQL` in THIS transaction; by default it is read here.
     """
     prev = prev_hash if prev_hash is not None else _last_hash(conn)
     at = now_iso()
-    details_json = _encode_details(details) if details else ""
+    if not details:
+        details_json = ""
+    elif isinstance(details, str):
+        details_json = details
+    else:
+        details_json = _encode_details(details)
     digest = _row_hash(prev, at, actor, action, target, result, details_json)
     conn.execute(_INSERT, (at, actor, action, target, result, details_json or None, prev, digest))
 

@@ -274,3 +274,15 @@ def test_verify_in_the_first_step_after_the_epoch(cli, db_path):
         assert totp.verify_otp(store, "alice", hotp(secret, 0), now=10).accepted
     finally:
         store.close()
+
+
+def test_audit_details_text_is_what_json_dumps_writes():
+    # verify_otp formats the details itself (hot path); list_events and audit verify read them.
+    import json
+
+    for fail_count, locked, reason in [(0, False, "accepted"), (10, True, "wrong_code")]:
+        outcome = totp.VerifyResult("a", False, reason, "active", fail_count, locked, 0)
+        details = {"reason": reason, "fail_count": fail_count}
+        if locked:
+            details["locked"] = True
+        assert totp._details_json(outcome) == json.dumps(details, sort_keys=True)
