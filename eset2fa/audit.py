@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .clock import now_iso
 
 GENESIS = "0" * 64
 
 
-@dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(NamedTuple):  # not a dataclass: start-up cost (see permissions.py)
     actor: str
     action: str
     target: str | None
