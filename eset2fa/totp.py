@@ -22,6 +22,7 @@ several times faster per verification than pyotp's per-call base32 decoding.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import secrets
 import sqlite3
@@ -29,6 +30,7 @@ import struct
 import weakref
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from . import audit
 from .clock import now_iso, to_iso, unix
@@ -73,6 +75,36 @@ def time_step(moment: float) -> int:
 
 _pack_counter = struct.Struct(">Q").pack
 _unpack_word = struct.Struct(">I").unpack_from
+_SHA1_BLOCK = 64
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104 ipad/opad as translate tables
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class _HotpKey:
+    """HMAC-SHA1 (RFC 2104) with the key's padded blocks hashed once, for several counters.
+
+    A verification computes 2 x window + 1 codes with one key. hmac.digest sets up OpenSSL's
+    HMAC for each call; copying two prepared SHA-1 states costs less than half as much.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA1_BLOCK:
+            key = hashlib.sha1(key).digest()
+        key = key.ljust(_SHA1_BLOCK, b"\0")
+        self._inner = hashlib.sha1(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha1(key.translate(_OUTER_PAD))
+
+    def code(self, counter: int) -> bytes:
+        """RFC 4226 HOTP (dynamic truncation) for `counter`, as DIGITS ASCII digits."""
+        inner = self._inner.copy()
+        inner.update(_pack_counter(counter))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        digest = outer.digest()
+        number = _unpack_word(digest, digest[19] & 0x0F)[0] & 0x7FFFFFFF
+        return b"%06d" % (number % 1_000_000)
 
 
 def hotp(key: bytes, counter: int) -> bytes:
@@ -178,10 +210,25 @@ _USER_QUERY = (
 )
 
 
-def _policy(row: sqlite3.Row) -> tuple[int, int]:
+class _UserRow(NamedTuple):
+    """_USER_QUERY's columns, in order (attribute access is cheaper than sqlite3.Row's by name)."""
+
+    id: int
+    name: str
+    state: str
+    secret: bytes | None
+    fail_count: int
+    locked: int
+    last_step: int | None
+    window: str | None
+    max_failures: str | None
+    last_hash: str | None
+
+
+def _policy(row: _UserRow) -> tuple[int, int]:
     """(window, max_failures) from the stored settings read with the user's row."""
-    window = DEFAULT_WINDOW if row["window"] is None else int(row["window"])
-    max_failures = DEFAULT_MAX_FAILURES if row["max_failures"] is None else int(row["max_failures"])
+    window = DEFAULT_WINDOW if row.window is None else int(row.window)
+    max_failures = DEFAULT_MAX_FAILURES if row.max_failures is None else int(row.max_failures)
     return window, max_failures
 
 
@@ -200,9 +247,10 @@ def _matching_step(key: bytes, code: str, step: int, window: int) -> int | None:
     on which step matched.
     """
     given = code.encode("ascii")
+    hotp_key = _HotpKey(key)
     matched = None
     for candidate in range(max(step - window, 0), step + window + 1):  # no step before 1970
-        if hmac.compare_digest(hotp(key, candidate), given):
+        if hmac.compare_digest(hotp_key.code(candidate), given):
             matched = candidate
     return matched
 
@@ -238,34 +286,33 @@ def verify_otp(
     refusal: Exception | None = None
 
     with store.write() as conn:
-        row = conn.execute(_USER_QUERY, (name,)).fetchone()
+        found = conn.execute(_USER_QUERY, (name,)).fetchone()
+        row = None if found is None else _UserRow._make(found)
         # The chain's last hash, read by the same statement (None: no row; audit.record reads it).
-        prev = None if row is None else row["last_hash"] or audit.GENESIS
+        prev = None if row is None else row.last_hash or audit.GENESIS
         if row is None:
             audit.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
-        elif row["state"] == "disabled" or row["secret"] is None:
-            audit.record(
-                conn, actor or row["name"], action, row["name"], "not_enabled", prev_hash=prev
-            )
+        elif row.state == "disabled" or row.secret is None:
+            audit.record(conn, actor or row.name, action, row.name, "not_enabled", prev_hash=prev)
             refusal = StateConflict(
-                f"{row['name']} has no one-time password enabled"
-                + (" (they approve push requests)." if row["state"] != "disabled" else "."),
-                f"Enable it with `eset2fa user enable {row['name']} --method totp`.",
+                f"{row.name} has no one-time password enabled"
+                + (" (they approve push requests)." if row.state != "disabled" else "."),
+                f"Enable it with `eset2fa user enable {row.name} --method totp`.",
             )
-        elif row["locked"]:
-            audit.record(conn, actor or row["name"], action, row["name"], "locked", prev_hash=prev)
+        elif row.locked:
+            audit.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
             refusal = Locked(
-                f"{row['name']} is locked after too many wrong one-time passwords.",
-                f"An administrator can run `eset2fa user unlock {row['name']}`.",
+                f"{row.name} is locked after too many wrong one-time passwords.",
+                f"An administrator can run `eset2fa user unlock {row.name}`.",
             )
         else:
             outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
             audit.record(
                 conn,
-                actor or row["name"],
+                actor or row.name,
                 action,
-                row["name"],
+                row.name,
                 "accepted" if outcome.accepted else "rejected",
                 _details_json(outcome),
                 prev_hash=prev,
@@ -286,7 +333,7 @@ def _details_json(outcome: VerifyResult) -> str:
 
 
 def _decide(
-    conn: sqlite3.Connection, row: sqlite3.Row, key, code: str | None, step: int, moment: float
+    conn: sqlite3.Connection, row: _UserRow, key, code: str | None, step: int, moment: float
 ) -> VerifyResult:
     window, max_failures = _policy(row)
     reason = "malformed"
@@ -294,43 +341,43 @@ def _decide(
     if code is not None:
         if isinstance(key, EncryptionKeyError):
             raise key
-        secret = key.open(row["secret"], secret_context(row["id"]))
+        secret = key.open(row.secret, secret_context(row.id))
         matched = _matching_step(secret, code, step, window)
         if matched is None:
             reason = "wrong_code"
-        elif row["last_step"] is not None and matched <= row["last_step"]:
+        elif row.last_step is not None and matched <= row.last_step:
             reason = "replay"
         else:
             reason = "accepted"
 
     if reason == "accepted":
         state = "active"
-        if row["state"] == "pending":
+        if row.state == "pending":
             conn.execute(
                 "UPDATE users SET fail_count = 0, last_step = ?, state = 'active',"
                 " activated_at = ? WHERE id = ?",
-                (matched, to_iso(datetime.fromtimestamp(moment, UTC)), row["id"]),
+                (matched, to_iso(datetime.fromtimestamp(moment, UTC)), row.id),
             )
         else:
             conn.execute(
-                "UPDATE users SET fail_count = 0, last_step = ? WHERE id = ?", (matched, row["id"])
+                "UPDATE users SET fail_count = 0, last_step = ? WHERE id = ?", (matched, row.id)
             )
-        return VerifyResult(row["name"], True, reason, state, 0, False, max_failures)
+        return VerifyResult(row.name, True, reason, state, 0, False, max_failures)
 
-    fail_count = row["fail_count"] + 1
+    fail_count = row.fail_count + 1
     locked = fail_count >= max_failures
     if locked:
         conn.execute(
             "UPDATE users SET fail_count = ?, locked = 1, locked_at = ? WHERE id = ?",
-            (fail_count, now_iso(), row["id"]),
+            (fail_count, now_iso(), row.id),
         )
     else:
-        conn.execute("UPDATE users SET fail_count = ? WHERE id = ?", (fail_count, row["id"]))
+        conn.execute("UPDATE users SET fail_count = ? WHERE id = ?", (fail_count, row.id))
     return VerifyResult(
-        row["name"],
+        row.name,
         False,
         reason,
-        row["state"],
+        row.state,
         fail_count,
         locked,
         max(max_failures - fail_count, 0),
