@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .clock import now_iso
 
 GENESIS = "0" * 64
 
 
-@dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(NamedTuple):  # not a dataclass: start-up cost (see permissions.py)
     actor: str
     action: str
     target: str | None
@@ -27,17 +26,36 @@ class AuditEvent:
     details: dict | None = None
 
 
-def _row_hash(prev_hash: str, at: str, event: AuditEvent, details_json: str) -> str:
+# json.dumps(..., sort_keys=True) builds a new encoder on every call; one shared encoder gives the
+# same text for less work on the verification path, which audits every attempt.
+_encode_details = json.JSONEncoder(sort_keys=True).encode
+
+_INSERT = (
+    "INSERT INTO audit (at, actor, action, target, result, details, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The chain's last hash; callers that already read the row they change may fetch it in the same
+# statement (`LAST_HASH_SQL` as a sub-select) and pass it as `prev_hash`.
+LAST_HASH_SQL = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
+
+
+def _row_hash(
+    prev_hash: str,
+    at: str,
+    actor: str,
+    action: str,
+    target: str | None,
+    result: str,
+    details_json: str,
+) -> str:
     import hashlib  # not at import time: read-only commands never hash
 
-    material = "\x1f".join(
-        (prev_hash, at, event.actor, event.action, event.target or "", event.result, details_json)
-    )
+    material = "\x1f".join((prev_hash, at, actor, action, target or "", result, details_json))
     return hashlib.sha256(material.encode()).hexdigest()
 
 
 def _last_hash(conn: sqlite3.Connection) -> str:
-    row = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    row = conn.execute(LAST_HASH_SQL).fetchone()
     return row[0] if row else GENESIS
 
 
@@ -51,8 +69,10 @@ def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
     for event in events:
         if event.details is not last_details:
             last_details = event.details
-            details_json = json.dumps(event.details, sort_keys=True) if event.details else ""
-        digest = _row_hash(prev, at, event, details_json)
+            details_json = _encode_details(event.details) if event.details else ""
+        digest = _row_hash(
+            prev, at, event.actor, event.action, event.target, event.result, details_json
+        )
         rows.append(
             (
                 at,
@@ -66,11 +86,7 @@ def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
             )
         )
         prev = digest
-    conn.executemany(
-        "INSERT INTO audit (at, actor, action, target, result, details, prev_hash, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    conn.executemany(_INSERT, rows)
     return len(rows)
 
 
@@ -80,9 +96,27 @@ def record(
     action: str,
     target: str | None,
     result: str = "ok",
-    details: dict | None = None,
+    details: dict | str | None = None,
+    *,
+    prev_hash: str | None = None,
 ) -> None:
-    record_many(conn, [AuditEvent(actor, action, target, result, details)])
+    """Append one event (inside the caller's write transaction).
+
+    `details`: a dict, or its JSON text exactly as `json.dumps(details, sort_keys=True)` writes it.
+
+    `prev_hash`: the chain's last hash (GENESIS for an empty log) when the caller already read it
+    with `LAST_HASH_SQL` in THIS transaction; by default it is read here.
+    """
+    prev = prev_hash if prev_hash is not None else _last_hash(conn)
+    at = now_iso()
+    if not details:
+        details_json = ""
+    elif isinstance(details, str):
+        details_json = details
+    else:
+        details_json = _encode_details(details)
+    digest = _row_hash(prev, at, actor, action, target, result, details_json)
+    conn.execute(_INSERT, (at, actor, action, target, result, details_json or None, prev, digest))
 
 
 def list_events(
@@ -128,8 +162,15 @@ def verify_chain(conn: sqlite3.Connection) -> dict:
         " FROM audit ORDER BY id"
     )
     for row in cursor:
-        event = AuditEvent(row["actor"], row["action"], row["target"], row["result"])
-        expected = _row_hash(prev, row["at"], event, row["details"] or "")
+        expected = _row_hash(
+            prev,
+            row["at"],
+            row["actor"],
+            row["action"],
+            row["target"],
+            row["result"],
+            row["details"] or "",
+        )
         if row["prev_hash"] != prev or row["hash"] != expected:
             return {"ok": False, "rows_checked": checked, "first_bad_id": row["id"]}
         prev = row["hash"]

@@ -1,6 +1,8 @@
 """The command line: global options, sub-app wiring, and the one place errors are rendered."""
 
+import copy
 import sqlite3
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
 import typer
@@ -61,6 +63,56 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+class LazyCommands(MutableMapping):
+    """A sub-app's commands by name, each converted from Typer to click when first looked up.
+
+    Converting a command inspects its signature and builds its parameters; `user` has a dozen
+    and a status check runs one. Everything that lists commands (help, completion, the "did you
+    mean" hint) sees every name; iterating the values builds them all.
+    """
+
+    def __init__(self, app: typer.Typer) -> None:
+        self._app = app
+        self._entries: dict = {
+            info.name or typer.main.get_command_name(info.callback.__name__): info
+            for info in app.registered_commands
+        }
+
+    def __getitem__(self, name: str):
+        entry = self._entries[name]
+        if isinstance(entry, typer.models.CommandInfo):
+            entry = typer.main.get_command_from_info(
+                entry,
+                pretty_exceptions_short=self._app.pretty_exceptions_short,
+                rich_markup_mode=self._app.rich_markup_mode,
+            )
+            self._entries[name] = entry
+        return entry
+
+    def __setitem__(self, name: str, command) -> None:
+        self._entries[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _lazy_group(app: typer.Typer):
+    """The sub-app as a click group whose commands are built on first use (LazyCommands)."""
+    if app.registered_groups:  # nested sub-apps: not used here; build everything as Typer does
+        return typer.main.get_group(app)
+    shell = copy.copy(app)  # the group itself (callback, help, options) without its commands
+    shell.registered_commands = []
+    group = typer.main.get_group(shell)
+    group.commands = LazyCommands(app)
+    return group
+
+
 def _build_command(name: str):
     import importlib
 
@@ -72,8 +124,8 @@ def _build_command(name: str):
     if isinstance(target, typer.Typer):
         # Built on its own, a sub-app would offer --install-completion again; the root does that.
         target._add_completion = False
-        # get_group, not get_command: a group with one command (`sms test`) stays a group.
-        command = typer.main.get_group(target)
+        # A group, not get_command: a group with one command (`sms test`) stays a group.
+        command = _lazy_group(target)
     else:
         single = typer.Typer(add_completion=False)
         single.command(name)(target)
@@ -185,10 +237,14 @@ def main(
         eset2fa user enable alice --method totp
         eset2fa user status alice --require active --json
     """
-    from .paths import default_db_path
+    if db:
+        db_path = Path(db).expanduser()
+    else:
+        from .paths import default_db_path  # platformdirs costs ~10 ms; --db/ESET2FA_DB skip it
 
+        db_path = default_db_path()
     ctx.obj = Invocation(
-        db_path=Path(db).expanduser() if db else default_db_path(),
+        db_path=db_path,
         json_mode=json_mode,
         as_name=as_name,
         as_password_stdin=as_password_stdin,

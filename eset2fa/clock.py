@@ -12,7 +12,9 @@ def now() -> datetime:
 
 def now_iso() -> str:
     """The current time as stored: `2026-11-22T19:28:59Z` (sorts as text)."""
-    return now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    # time.gmtime, not datetime.now: a third of the cost, on every audited authentication attempt
+    # (time-machine moves both).
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def to_iso(moment: datetime) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import audit, permissions
 from .actors import ADMINISTRATOR, Actor
@@ -156,8 +156,7 @@ def add_user(
     return user_status(store.conn, name)
 
 
-@dataclass(frozen=True)
-class BulkEntry:
+class BulkEntry(NamedTuple):  # not a dataclass: start-up cost (see permissions.py)
     line: int
     name: str
     group: str | None

@@ -61,3 +61,29 @@ def test_verify_detects_a_deleted_row(cli, store):
     conn.commit()
     conn.close()
     assert cli("audit", "verify").exit_code == 1
+
+
+def test_every_verification_outcome_extends_the_chain(cli, store, sql):
+    # verify_otp reads the chain's last hash in the same statement as the user's row: each
+    # outcome (accepted, rejected, locked, not enabled, unknown user) must still link correctly.
+    from totp_helpers import enroll, totp_now
+
+    secret = enroll(cli)
+    cli("user", "add", "bob")
+    assert cli("config", "set", "lockout.max_failures", "2").exit_code == 0
+    assert cli("auth", "verify", "alice", totp_now(secret)).exit_code == 0
+    valid = {totp_now(secret, d) for d in range(-3, 4)}
+    wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+    assert [cli("auth", "verify", "alice", wrong).exit_code for _ in range(3)] == [1, 1, 4]
+    assert cli("auth", "verify", "bob", "123456").exit_code == 6
+    assert cli("auth", "verify", "nobody", "123456").exit_code == 3
+    results = [r[0] for r in sql("SELECT result FROM audit WHERE action = 'auth.verify'")]
+    assert results == ["accepted", "rejected", "rejected", "locked", "not_enabled", "unknown_user"]
+    report = cli("audit", "verify", "--json").json()
+    assert report["ok"] is True and report["rows_checked"] == len(sql("SELECT id FROM audit"))
+
+
+def test_audit_table_has_no_secondary_index(store, sql):
+    # Each index would add a B-tree page to every audited authentication's durable commit.
+    indexes = sql("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit'")
+    assert [r[0] for r in indexes] == []

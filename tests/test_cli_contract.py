@@ -150,3 +150,18 @@ def test_fuzzed_command_lines_never_crash(cli, store, argv, stdin):
     result = cli(*argv, input=stdin)  # the fixture re-raises any exception that is not an exit
     assert result.exit_code in DOCUMENTED_EXIT_CODES
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_sub_commands_are_built_on_first_use_and_all_listed(cli, store):
+    # `user status` builds only `status` of the user group's dozen commands (cold start, SPEC §6);
+    # listings and the "did you mean" hint still see every name.
+    from eset2fa.cli import _build_command
+
+    group = _build_command("user")
+    assert group.get_command(None, "status").name == "status"
+    entries = group.commands._entries
+    built = [n for n, c in entries.items() if not isinstance(c, typer.models.CommandInfo)]
+    assert built == ["status"]
+    assert {"status", "enable", "unlock", "reset-password"} <= set(group.list_commands(None))
+    typo = cli("user", "statsu", "alice")
+    assert typo.exit_code == 2 and "status" in typo.stderr

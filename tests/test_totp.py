@@ -274,3 +274,22 @@ def test_verify_in_the_first_step_after_the_epoch(cli, db_path):
         assert totp.verify_otp(store, "alice", hotp(secret, 0), now=10).accepted
     finally:
         store.close()
+
+
+def test_audit_details_text_is_what_json_dumps_writes():
+    # verify_otp formats the details itself (hot path); list_events and audit verify read them.
+    import json
+
+    for fail_count, locked, reason in [(0, False, "accepted"), (10, True, "wrong_code")]:
+        outcome = totp.VerifyResult("a", False, reason, "active", fail_count, locked, 0)
+        details = {"reason": reason, "fail_count": fail_count}
+        if locked:
+            details["locked"] = True
+        assert totp._details_json(outcome) == json.dumps(details, sort_keys=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=100), st.integers(min_value=0, max_value=2**40))
+def test_prepared_hmac_key_matches_hmac_digest(key, counter):
+    # verify_otp's _HotpKey computes HMAC-SHA1 from prepared pads (keys longer than a block too).
+    assert totp._HotpKey(key).code(counter) == totp.hotp(key, counter)

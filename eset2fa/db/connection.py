@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import NotFound, StorageError
@@ -21,6 +19,23 @@ BUSY_TIMEOUT_SECONDS = 30.0
 _RESTORE_HINT = "Check the path, or restore a backup with `eset2fa db restore`."
 
 
+class _WriteTransaction:
+    # A plain class, not @contextmanager: this wraps every authentication attempt, and the
+    # generator machinery cost about as much as the BEGIN and COMMIT statements themselves.
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        return False
+
+
 class Store:
     """An open eset2fa database: an autocommit sqlite3 connection plus explicit transactions."""
 
@@ -29,16 +44,12 @@ class Store:
         self.path = path
         self.created = created  # True when this process created the file (first use)
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken up front (BEGIN IMMEDIATE): read-modify-write never races."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def write(self) -> _WriteTransaction:
+        """A write transaction taken up front (BEGIN IMMEDIATE): read-modify-write never races.
+
+        `with store.write() as conn:` commits at the end of the block, rolls back on any exception.
+        """
+        return _WriteTransaction(self.conn)
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)

@@ -171,12 +171,27 @@ def m0005_outbox_sealed(conn: sqlite3.Connection) -> None:
     _run(conn, "ALTER TABLE outbox ADD COLUMN sealed BLOB")
 
 
+def m0006_audit_indexes(conn: sqlite3.Connection) -> None:
+    # Every authentication attempt appends an audit row inside its durable commit; each secondary
+    # index adds a B-tree page to that commit. Neither index earned its cost: `audit list --user`
+    # matches target OR actor, which SQLite cannot answer from a target-only index (it scanned the
+    # table anyway), and a full scan of 1,000,000 rows for `--since` takes ~0.2 s (README).
+    _run(
+        conn,
+        """
+        DROP INDEX IF EXISTS audit_target;
+        DROP INDEX IF EXISTS audit_at
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
     ("0003_push_requests", m0003_push_requests),
     ("0004_recovery", m0004_recovery),
     ("0005_outbox_sealed", m0005_outbox_sealed),
+    ("0006_audit_indexes", m0006_audit_indexes),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
