@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .context import Invocation
-from .errors import Eset2faError, StorageError
+from .errors import Eset2faError, ExitCode, StorageError
 from .output import Output
 
 # Global flags a person naturally types after the command (`user status alice --json`): they are
@@ -162,6 +162,12 @@ class Eset2faGroup(TyperGroup):
             )
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            # Ctrl-C: changes are single transactions, so an interrupted one is rolled back.
+            import sys
+
+            sys.stderr.write("\nInterrupted.\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         finally:
             state = ctx.obj
             if isinstance(state, Invocation):

@@ -62,3 +62,35 @@ def test_sigkill_during_bulk_add_leaves_all_or_nothing(store, tmp_path):
     )
     conn.close()
     assert run_process("--db", str(store), "audit", "verify").returncode == 0
+
+
+def test_ctrl_c_while_waiting_for_a_push_is_exit_130_and_cancels_it(cli, store, sql):
+    assert cli("user", "add", "bob").exit_code == 0
+    assert cli("user", "enable", "bob", "--method", "push", "--no-qr").exit_code == 0
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "eset2fa",
+            "--db",
+            str(store),
+            "auth",
+            "push",
+            "bob",
+            "--timeout",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not sql("SELECT id FROM push_requests") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # let it reach the wait
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert "Interrupted" in err and "Traceback" not in err
+    (request,) = sql("SELECT state, decided_by FROM push_requests")
+    assert (request["state"], request["decided_by"]) == ("expired", "cancelled")
