@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+PLAIN_TABLE_ROWS = 1000  # longer tables are printed as plain columns (see Output.table)
+
 
 class Output:
     def __init__(self, json_mode: bool = False) -> None:
@@ -67,14 +69,35 @@ class Output:
         rows: Sequence[Sequence[Any]],
         title: str | None = None,
     ) -> None:
+        """A rich table; past PLAIN_TABLE_ROWS rows, plain aligned columns instead.
+
+        rich lays out every cell of a table (about 0.6 ms a row): a 100,000-user list would take a
+        minute. Long listings are for scrolling and piping anyway, so they get plain text.
+        """
+        cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        if len(cells) > PLAIN_TABLE_ROWS:
+            self._plain_table(columns, cells, title)
+            return
         from rich.table import Table
 
         table = Table(title=title, show_lines=False, header_style="bold")
         for column in columns:
             table.add_column(column)
-        for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        for row in cells:
+            table.add_row(*row)
         self.out.print(table)
+
+    def _plain_table(self, columns: Sequence[str], cells: list[list[str]], title: str | None):
+        widths = [len(column) for column in columns]
+        for row in cells:
+            for index, cell in enumerate(row):
+                if len(cell) > widths[index]:
+                    widths[index] = len(cell)
+        lines = [title] if title else []
+        for row in [list(columns), ["-" * width for width in widths], *cells]:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
 
     def fields(self, pairs: Sequence[tuple[str, Any]], title: str | None = None) -> None:
         from rich.table import Table

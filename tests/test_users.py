@@ -163,3 +163,18 @@ def test_any_name_is_added_or_refused_cleanly(cli, store, name):
     else:
         assert result.exit_code == 2
         assert result.json()["error"]["code"] == "usage"
+
+
+def test_long_listing_is_plain_columns_and_fast(cli, store):
+    from eset2fa.output import PLAIN_TABLE_ROWS
+
+    names = "".join(f"user{i:05d},ops\n" for i in range(PLAIN_TABLE_ROWS + 5))
+    assert cli("user", "add", "--from-file", "-", input=names).exit_code == 0
+    result = cli("user", "list")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "group", "2FA", "method", "locked", "failed", "OTPs"]
+    assert len(lines) == 2 + PLAIN_TABLE_ROWS + 6  # header, rule, every user and Administrator
+    assert lines[2].split() == ["Administrator", "disabled", "0"]
+    assert lines[3].split() == ["user00000", "ops", "disabled", "0"]
+    assert "┃" not in result.stdout
