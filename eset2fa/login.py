@@ -160,6 +160,8 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
             result = totp.verify_otp(store, row["name"], code, action="auth.login")
             factor = "totp"
         if result.accepted:
+            if row["state"] == "pending" and result.state == "active":
+                _issue_recovery_codes(store, row, callbacks)
             return {"name": row["name"], "state": result.state, "second_factor": factor}
         if result.locked:
             raise Locked(
@@ -173,6 +175,23 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
     raise CheckFailed(
         "Login failed: the one-time password was rejected.",
         "Check the phone's clock, and enter the code currently shown in the app.",
+    )
+
+
+def _issue_recovery_codes(store: Store, row, callbacks: LoginCallbacks) -> None:
+    """At activation the user gets one-time recovery codes, shown this once (SPEC beyond item).
+
+    With them a user who loses the phone can still log in once, without an administrator.
+    """
+    from .actors import Actor
+
+    _, codes = recovery_codes.regenerate(
+        store, Actor(label=row["name"], user_id=row["id"]), row["name"]
+    )
+    callbacks.notice(
+        "Two-factor authentication is active. Recovery codes, each usable once instead of a "
+        "one-time password if the phone is lost (shown only now: store them safely):\n  "
+        + "\n  ".join(codes)
     )
 
 

@@ -161,6 +161,16 @@ def test_first_login_enrolls_then_later_login_asks_the_otp(cli, db_path, sql):
     assert term.finish() == 0, term.seen
     row = sql("SELECT state, phone, fail_count FROM users WHERE name = 'alice'")[0]
     assert (row["state"], row["phone"], row["fail_count"]) == ("active", "+442079460000", 0)
+    # Activation handed out one-time recovery codes, shown once; only hashes are stored.
+    import re
+
+    codes = re.findall(r"\b[0-9A-Z]{5}-[0-9A-Z]{5}\b", term.seen.split("Recovery codes")[1])
+    assert len(codes) == 10
+    assert sql("SELECT count(*) FROM recovery_codes WHERE used_at IS NULL")[0][0] == 10
+    stored_hashes = " ".join(r[0] for r in sql("SELECT code_hash FROM recovery_codes"))
+    assert codes[0] not in stored_hashes and codes[0].replace("-", "") not in stored_hashes
+    assert cli("auth", "verify", "alice", "--recovery-code", codes[0]).exit_code == 0
+    assert cli("auth", "verify", "alice", "--recovery-code", codes[0]).exit_code == 1
 
     again = Terminal("--db", str(db_path), "auth", "login", "alice")
     again.expect("Password for alice")
