@@ -162,6 +162,17 @@ class Eset2faGroup(TyperGroup):
             )
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None
+        except OSError as exc:
+            # A file the command had to create, read or replace (a missing or read-only directory,
+            # a path through a regular file): one line and exit 9, never a traceback. Only the
+            # path and the system's reason are shown, never the data being written.
+            where = f" {exc.filename}" if exc.filename else ""
+            error = StorageError(
+                f"A file operation failed{where}: {exc.strerror or type(exc).__name__}.",
+                "Check that the directory exists and that you may write there.",
+            )
+            _render(ctx, error)
+            raise typer.Exit(int(error.exit_code)) from None
         finally:
             state = ctx.obj
             if isinstance(state, Invocation):

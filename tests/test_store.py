@@ -169,3 +169,20 @@ def test_db_check_reports_integrity_and_counts(cli, store):
     assert report["users"] == 2
     assert report["file_mode"] == "0600"
     assert report["schema_version"] == LATEST_VERSION
+
+
+def test_a_database_path_that_cannot_be_created_is_exit_9_not_a_traceback(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = cli("user", "list", db=blocker / "sub" / "store.db")
+    assert result.exit_code == 9, result.stderr
+    assert "Cannot create the database" in result.stderr and "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a directory"
+
+
+def test_an_unexpected_file_error_is_exit_9_not_a_traceback(cli, store):
+    (store.parent / "backups").write_text("a file where the backups folder goes")
+    result = cli("db", "backup", "--json")
+    assert result.exit_code == 9, result.stderr
+    assert result.json()["error"]["code"] == "storage"
+    assert "Traceback" not in result.stderr
