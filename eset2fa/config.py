@@ -18,6 +18,7 @@ from .actors import Actor
 from .clock import now_iso
 from .db import Store
 from .errors import NotFound, UsageError
+from .permissions import require_admin
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ def get_secret(store: Store, key: str) -> str | None:
 
 
 def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
+    require_admin(actor, "change settings")
     value = parse_value(key, text)
     with store.write() as conn:
         conn.execute(
@@ -224,6 +226,7 @@ def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
 
 
 def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
+    require_admin(actor, "change settings")
     setting = setting_for(key)
     if not setting.secret:
         raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
@@ -244,6 +247,7 @@ def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
 
 
 def unset(store: Store, actor: Actor, key: str) -> dict:
+    require_admin(actor, "change settings")
     setting_for(key)
     with store.write() as conn:
         cursor = conn.execute("DELETE FROM config WHERE key = ?", (key,))

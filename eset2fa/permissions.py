@@ -60,6 +60,15 @@ def require_group_write(conn: sqlite3.Connection, actor: Actor, group: str) -> N
         )
 
 
+def require_admin(actor: Actor, what: str) -> None:
+    """Store-wide changes (settings, the encryption key) are not covered by Write over users."""
+    if not actor.is_admin:
+        raise PermissionDenied(
+            f"{actor.label} may not {what}: only the Administrator or the local operator may.",
+            "Grants of Write cover users and groups, not the store's settings or its key.",
+        )
+
+
 def list_grants(conn: sqlite3.Connection, actor_id: int) -> list[dict]:
     rows = conn.execute(
         "SELECT u.name AS user, g.target_group AS grp FROM grants g"

@@ -124,3 +124,22 @@ def test_grant_needs_exactly_one_target(cli, team):
 def test_local_operator_is_recorded(cli, team, sql):
     actors = {r[0] for r in sql("SELECT actor FROM audit WHERE action = 'user.add'")}
     assert len(actors) == 1 and actors.pop().startswith("local:")
+
+
+def test_a_delegated_user_may_not_change_settings_or_rotate_the_key(cli, team, sql, db_path):
+    assert cli("user", "grant", "helpdesk", "--write-group", "ops").exit_code == 0
+    assert cli("user", "enable", "alice", "--method", "totp").exit_code == 0  # creates the key
+    key_before = (db_path.parent / (db_path.name + ".key")).read_text()
+    attempts = [
+        ("config", "set", "lockout.max_failures", "1000"),
+        ("config", "unset", "totp.window"),
+        ("config", "set-secret", "twilio.auth_token"),
+        ("db", "rekey", "--yes"),
+    ]
+    for args in attempts:
+        result = as_helpdesk(cli, *args, "--json", input_rest="token-value\n")
+        assert result.exit_code == 5, (args, result.stderr)
+        assert result.json()["error"]["code"] == "permission_denied"
+    assert sql("SELECT count(*) FROM config")[0][0] == 0
+    assert (db_path.parent / (db_path.name + ".key")).read_text() == key_before
+    assert cli("config", "set", "lockout.max_failures", "12").exit_code == 0  # the operator may
