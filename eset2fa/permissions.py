@@ -60,6 +60,30 @@ def require_group_write(conn: sqlite3.Connection, actor: Actor, group: str) -> N
         )
 
 
+def covers_name(conn: sqlite3.Connection, actor: Actor):
+    """A predicate on user names: does `actor` have Write over that user? (None: no user.)
+
+    For lists that may hold another user's secrets (the outbox keeps reset codes and enrollment
+    links): a delegated user sees only what concerns the users they may change.
+    """
+    if actor.is_admin:
+        return lambda _name: True
+    scope = write_scope(conn, actor)
+    cache: dict[str, bool] = {}
+
+    def covered(name: str | None) -> bool:
+        if name is None:
+            return False
+        if name not in cache:
+            row = conn.execute(
+                "SELECT id, group_name FROM users WHERE name = ?", (name,)
+            ).fetchone()
+            cache[name] = row is not None and scope.covers(row[0], row[1])
+        return cache[name]
+
+    return covered
+
+
 def require_admin(actor: Actor, what: str) -> None:
     """Store-wide changes (settings, the encryption key) are not covered by Write over users."""
     if not actor.is_admin:

@@ -14,17 +14,25 @@ def outbox(
     """List SMS and push messages kept by the embedded outbox transport (the default).
 
     SMS bodies are stored encrypted (they can carry an enrollment link or a reset code) and are
-    shown decrypted here: treat the output like the secrets it may contain.
+    shown decrypted here: treat the output like the secrets it may contain. A user acting with
+    --as sees only messages for users they have Write permission over.
 
     Example:
         eset2fa outbox --user alice
         eset2fa outbox --channel sms --json
     """
+    from ..permissions import covers_name
     from ..transports.outbox import list_messages
 
     inv = invocation(ctx)
+    store = inv.store
     rows = list_messages(
-        inv.store.conn, user=user, channel=channel, limit=limit or None, db_path=inv.store.path
+        store.conn,
+        user=user,
+        channel=channel,
+        limit=limit or None,
+        db_path=store.path,
+        visible=covers_name(store.conn, inv.actor),
     )
     inv.output.result(
         rows,
