@@ -62,10 +62,12 @@ class Invocation:
 
     def _bootstrap(self) -> None:
         """First use: create the Administrator with a generated password, shown once."""
+        from rich.markup import escape
+
         from .users import ensure_administrator
 
         generated = ensure_administrator(self._store)
-        self.output.notice(f"Created a new eset2fa store at {self.db_path}")
+        self.output.notice(f"Created a new eset2fa store at {escape(str(self.db_path))}")
         if generated:
             self.output.notice(
                 f"Administrator password (shown once, store it safely): [bold]{generated}[/]"

@@ -49,17 +49,29 @@ class Output:
         else:
             self.out.print_json(data=data)
 
+    @staticmethod
+    def _print(console, text: str) -> None:
+        # Messages are rich markup with paths and names interpolated; a path such as `a[/]b`
+        # is not valid markup. Print it plainly rather than fail after the work is done (the
+        # first-use notice carries the generated Administrator password).
+        from rich.errors import MarkupError
+
+        try:
+            console.print(text)
+        except MarkupError:
+            console.print(text, markup=False)
+
     def message(self, text: str) -> None:
         """A one-line human result (stdout); silent in JSON mode, where the document says it."""
         if not self.json_mode:
-            self.out.print(text)
+            self._print(self.out, text)
 
     def notice(self, text: str) -> None:
         """Information for a person, never data: always stderr."""
-        self.err.print(text)
+        self._print(self.err, text)
 
     def warn(self, text: str) -> None:
-        self.err.print(f"[bold yellow]Warning:[/] {text}")
+        self._print(self.err, f"[bold yellow]Warning:[/] {text}")
 
     def table(
         self,
@@ -68,22 +80,24 @@ class Output:
         title: str | None = None,
     ) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, show_lines=False, header_style="bold")
         for column in columns:
             table.add_column(column)
-        for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        for row in rows:  # cells are data (paths, names, details): never read as markup
+            table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
         self.out.print(table)
 
     def fields(self, pairs: Sequence[tuple[str, Any]], title: str | None = None) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
         for key, value in pairs:
-            table.add_row(key, "" if value is None else str(value))
+            table.add_row(key, Text("" if value is None else str(value)))
         self.out.print(table)
 
     def error(self, payload: dict) -> None:

@@ -186,3 +186,16 @@ def test_an_unexpected_file_error_is_exit_9_not_a_traceback(cli, store):
     assert result.exit_code == 9, result.stderr
     assert result.json()["error"]["code"] == "storage"
     assert "Traceback" not in result.stderr
+
+
+def test_a_path_that_looks_like_markup_does_not_hide_the_first_use_password(cli, tmp_path):
+    db = tmp_path / "odd[/]dir" / "store.db"
+    created = cli("user", "list", db=db)
+    assert created.exit_code == 0, created.stderr
+    assert "Administrator password (shown once" in created.stderr
+    assert "[bold]" not in created.stderr
+    assert str(db) in created.stderr.replace("\n", "")
+    assert cli("db", "backup", db=db).exit_code == 0
+    listed = cli("db", "backups", db=db)
+    assert listed.exit_code == 0, listed.stderr
+    assert "[/]" in listed.stdout
