@@ -107,10 +107,10 @@ class Invocation:
     def read_secret(self, prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:
         """A secret from the next line of stdin, or a hidden prompt on a terminal."""
         if from_stdin:
-            line = sys.stdin.readline()
+            line = sys.stdin.readline() if sys.stdin is not None else ""  # None: stdin closed
             if not line:
                 raise UsageError(f"{prompt}: standard input ended before a line was read.")
-            return line.rstrip("\r\n")
+            return _valid_text(line.rstrip("\r\n"), prompt)
         if not stdin_is_terminal():
             raise UsageError(
                 f"{prompt}: no terminal to prompt on.",
@@ -118,7 +118,8 @@ class Invocation:
             )
         import typer
 
-        return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+        typed = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+        return _valid_text(typed, prompt)
 
     def ask_code(self, prompt: str) -> str:
         """A one-time password typed at the terminal (shown: it is useless once used)."""
@@ -136,6 +137,18 @@ class Invocation:
 
         if not typer.confirm(question, default=False, err=True):
             raise typer.Abort()
+
+
+def _valid_text(text: str, prompt: str) -> str:
+    """Bytes that are not UTF-8 arrive as lone surrogates: refuse them here, with a clear error,
+    not later as a traceback when the secret is hashed or encrypted (the value is not echoed)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{prompt}: the input is not valid UTF-8 text.", "Give the value as UTF-8 text."
+        ) from None
+    return text
 
 
 def invocation(ctx) -> Invocation:

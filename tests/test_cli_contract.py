@@ -165,3 +165,29 @@ def test_sub_commands_are_built_on_first_use_and_all_listed(cli, store):
     assert {"status", "enable", "unlock", "reset-password"} <= set(group.list_commands(None))
     typo = cli("user", "statsu", "alice")
     assert typo.exit_code == 2 and "status" in typo.stderr
+
+
+def _with_stdin(db_path, stdin, *args):
+    """The CLI as a process; stdin is bytes, or None for a closed stdin (`<&-` in a shell)."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "eset2fa", "--db", str(db_path), *args]
+    if stdin is None:
+        command = ["sh", "-c", 'exec "$@" <&-', "sh", *command]
+    return subprocess.run(command, input=stdin, capture_output=True, env=os.environ, timeout=60)
+
+
+@pytest.mark.parametrize("stdin", [None, b"\xff\xfe not UTF-8 but long enough\n"])
+def test_closed_or_non_utf8_stdin_is_a_usage_error_not_a_traceback(store, stdin):
+    for args in (
+        ("user", "add", "bob", "--password-stdin"),
+        ("config", "set-secret", "twilio.auth_token"),
+        ("--as", "Administrator", "--as-password-stdin", "user", "list"),
+    ):
+        result = _with_stdin(store, stdin, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert b"Traceback" not in result.stderr and b"\xff" not in result.stderr
+    listed = _with_stdin(store, None, "user", "add", "--from-file", "-")
+    assert listed.returncode == 0 and b"Traceback" not in listed.stderr

@@ -92,7 +92,7 @@ def _read_lines(source: str) -> list[str]:
     from ..errors import NotFound
 
     if source == "-":
-        return sys.stdin.read().splitlines()
+        return sys.stdin.read().splitlines() if sys.stdin is not None else []  # None: closed
     try:
         return Path(source).read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
