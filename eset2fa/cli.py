@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .context import Invocation
-from .errors import Eset2faError, StorageError
+from .errors import Eset2faError, StorageError, UsageError
 from .output import Output
 
 # Global flags a person naturally types after the command (`user status alice --json`): they are
@@ -159,6 +159,16 @@ class Eset2faGroup(TyperGroup):
             error = StorageError(
                 f"The database could not be read or written ({exc}).",
                 "Run `eset2fa db check`; if it is corrupt, restore with `eset2fa db restore`.",
+            )
+            _render(ctx, error)
+            raise typer.Exit(int(error.exit_code)) from None
+        except UnicodeError:
+            # Bytes that are not UTF-8 in an argument or a file reach Python as lone surrogates
+            # and fail where text meets SQLite or a file; the value itself is not echoed.
+            error = UsageError(
+                "Some input is not valid UTF-8 text.",
+                "Names, codes and values must be UTF-8: check the arguments and any file or "
+                "standard input given.",
             )
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None

@@ -191,3 +191,18 @@ def test_closed_or_non_utf8_stdin_is_a_usage_error_not_a_traceback(store, stdin)
         assert b"Traceback" not in result.stderr and b"\xff" not in result.stderr
     listed = _with_stdin(store, None, "user", "add", "--from-file", "-")
     assert listed.returncode == 0 and b"Traceback" not in listed.stderr
+
+
+def test_arguments_that_are_not_utf8_are_a_usage_error_not_a_traceback(cli, store, sql):
+    odd = "a\udcffb"  # how Python passes the byte 0xff of a non-UTF-8 argument
+    for args in (
+        ("auth", "verify", odd, "123456"),
+        ("user", "status", odd),
+        ("config", "set", "totp.issuer", odd),
+        ("audit", "list", "--user", odd),
+        ("--json", "outbox", "--user", odd),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert "not valid UTF-8" in result.stderr
+    assert sql("SELECT count(*) FROM config")[0][0] == 0
