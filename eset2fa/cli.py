@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .context import Invocation
-from .errors import Eset2faError, StorageError, UsageError
+from .errors import Eset2faError, ExitCode, StorageError, UsageError
 from .output import Output
 
 # Global flags a person naturally types after the command (`user status alice --json`): they are
@@ -162,6 +162,14 @@ class Eset2faGroup(TyperGroup):
             )
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            _interrupted(ctx)
+        except typer.Abort as abort:
+            # Ctrl-C at a prompt reaches us as Abort (click turns it into one); a declined
+            # confirmation is also Abort, and keeps click's exit status 1.
+            if isinstance(abort.__context__, KeyboardInterrupt):
+                _interrupted(ctx)
+            raise
         except UnicodeError:
             # Bytes that are not UTF-8 in an argument or a file reach Python as lone surrogates
             # and fail where text meets SQLite or a file; the value itself is not echoed.
@@ -187,6 +195,14 @@ class Eset2faGroup(TyperGroup):
             state = ctx.obj
             if isinstance(state, Invocation):
                 state.close()
+
+
+def _interrupted(ctx) -> None:
+    """Ctrl-C: one line on stderr and exit 130 (SPEC §3); a write in progress was rolled back."""
+    state = ctx.obj
+    output = state.output if isinstance(state, Invocation) else Output()
+    output.notice("\nInterrupted.")
+    raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
 def _render(ctx, error: Eset2faError) -> None:

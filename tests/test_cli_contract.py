@@ -206,3 +206,28 @@ def test_arguments_that_are_not_utf8_are_a_usage_error_not_a_traceback(cli, stor
         assert result.exit_code == 2, (args, result.stderr)
         assert "not valid UTF-8" in result.stderr
     assert sql("SELECT count(*) FROM config")[0][0] == 0
+
+
+def test_ctrl_c_at_a_prompt_exits_130_and_changes_nothing(cli, store, sql):
+    import os
+    import pty
+    import sys
+
+    assert cli("user", "add", "alice").exit_code == 0
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on a terminal, asking before it deletes
+        argv = ["-m", "eset2fa", "--db", str(store), "user", "delete", "alice"]
+        os.execv(sys.executable, [sys.executable, *argv])
+    seen = b""
+    while b"[y/N]" not in seen:
+        seen += os.read(fd, 1024)
+    os.write(fd, b"\x03")
+    try:
+        while chunk := os.read(fd, 1024):
+            seen += chunk
+    except OSError:  # the terminal closes with the child
+        pass
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, seen
+    assert b"Interrupted" in seen and b"Traceback" not in seen
+    assert sql("SELECT count(*) FROM users WHERE name = 'alice'")[0][0] == 1
