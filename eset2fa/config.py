@@ -29,6 +29,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     secret: bool = False
     minimum: float | None = None
+    maximum: float | None = None
 
 
 SETTINGS: dict[str, Setting] = {
@@ -37,7 +38,11 @@ SETTINGS: dict[str, Setting] = {
         "int", 10, "Wrong OTPs in a row that lock an account", minimum=1
     ),
     "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
-    "totp.window": Setting("int", 1, "Accepted clock drift, in 30 s steps either side", minimum=0),
+    # At most ±10 steps (±5 min): each step widens what a guess can hit, and every verification
+    # computes 2 x window + 1 codes (a window of 10**9 would hang every login and accept anything).
+    "totp.window": Setting(
+        "int", 1, "Accepted clock drift, in 30 s steps either side", minimum=0, maximum=10
+    ),
     # token reset by SMS (user reset-token)
     "reset.code_ttl_seconds": Setting(
         "int", 600, "Seconds a token reset code sent by SMS stays valid", minimum=30
@@ -156,6 +161,8 @@ def parse_value(key: str, text: str) -> str:
             raise UsageError(f"{key} must be a number, not {text!r}.") from None
         if setting.minimum is not None and number < setting.minimum:
             raise UsageError(f"{key} must be at least {setting.minimum:g}.")
+        if setting.maximum is not None and number > setting.maximum:
+            raise UsageError(f"{key} must be at most {setting.maximum:g}.")
         return str(number)
     if setting.kind == "bool":
         lowered = text.strip().lower()

@@ -94,6 +94,14 @@ def test_window_is_configurable(cli):
         assert cli("auth", "verify", "alice", totp_now(secret, -2)).exit_code == 0
 
 
+def test_window_has_a_ceiling(cli, store, sql):
+    """A huge window would accept almost any code and make every verification hang."""
+    refused = cli("config", "set", "totp.window", "1000000000")
+    assert refused.exit_code == 2 and "at most 10" in refused.stderr
+    assert sql("SELECT count(*) FROM config WHERE key = 'totp.window'")[0][0] == 0
+    assert cli("config", "set", "totp.window", "10").exit_code == 0
+
+
 def test_replayed_code_is_rejected_and_counted(cli, sql):
     secret = enroll(cli)
     with time_machine.travel(MOMENT, tick=False):
