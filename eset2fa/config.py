@@ -7,6 +7,7 @@ the setting `<key>_env`; they are never printed, audited or put in an error mess
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
@@ -19,6 +20,8 @@ from .clock import now_iso
 from .db import Store
 from .errors import NotFound, UsageError
 from .permissions import require_admin
+
+NUMBER_LIMIT = 1_000_000_000  # no numeric setting means more (seconds: ~31 years)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ def parse_value(key: str, text: str) -> str:
             number = int(text) if setting.kind == "int" else float(text)
         except ValueError:
             raise UsageError(f"{key} must be a number, not {text!r}.") from None
+        # Seconds, counts and timeouts beyond this overflow datetime and socket arithmetic later
+        # (a traceback at the next login); nan and inf are not numbers a setting can mean.
+        if not math.isfinite(number) or abs(number) > NUMBER_LIMIT:
+            raise UsageError(f"{key} must be a finite number of at most {NUMBER_LIMIT:,}.")
         if setting.minimum is not None and number < setting.minimum:
             raise UsageError(f"{key} must be at least {setting.minimum:g}.")
         if setting.maximum is not None and number > setting.maximum:

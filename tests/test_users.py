@@ -163,3 +163,18 @@ def test_any_name_is_added_or_refused_cleanly(cli, store, name):
     else:
         assert result.exit_code == 2
         assert result.json()["error"]["code"] == "usage"
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("reset.code_ttl_seconds", "100000000000000000000"),
+        ("push.timeout_seconds", "100000000000000000000"),
+        ("http.read_timeout", "nan"),
+        ("http.connect_timeout", "inf"),
+    ],
+)
+def test_numeric_settings_refuse_values_that_overflow_later(cli, store, sql, key, value):
+    result = cli("config", "set", key, value)
+    assert result.exit_code == 2, result.stdout
+    assert sql("SELECT count(*) FROM config")[0][0] == 0
