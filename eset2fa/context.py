@@ -13,6 +13,10 @@ from .actors import Actor, local_operator
 from .errors import UsageError
 from .output import Output
 
+# The largest number a counting or waiting option accepts (--limit, --timeout): larger ones
+# overflow SQLite integers and datetime arithmetic (config.NUMBER_LIMIT is the same for settings).
+NUMBER_LIMIT = 1_000_000_000
+
 
 def stdin_is_terminal() -> bool:
     try:

@@ -231,3 +231,18 @@ def test_ctrl_c_at_a_prompt_exits_130_and_changes_nothing(cli, store, sql):
     assert os.waitstatus_to_exitcode(status) == 130, seen
     assert b"Interrupted" in seen and b"Traceback" not in seen
     assert sql("SELECT count(*) FROM users WHERE name = 'alice'")[0][0] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("auth", "push", "Administrator", "--timeout", "100000000000000000000"),
+        ("audit", "list", "--since", "99999999999999d"),
+        ("outbox", "--limit", "100000000000000000000000"),
+        ("audit", "list", "--limit", "100000000000000000000000"),
+        ("push", "list", "--limit", "100000000000000000000000"),
+    ],
+)
+def test_huge_numbers_in_options_are_a_usage_error(cli, store, args):
+    result = cli(*args)
+    assert result.exit_code == 2, (result.exit_code, result.stderr)

@@ -2,14 +2,16 @@
 
 import typer
 
-from ..context import invocation
+from ..context import NUMBER_LIMIT, invocation
 
 
 def outbox(
     ctx: typer.Context,
     user: str = typer.Option(None, "--user", "-u", help="Only messages for this user."),
     channel: str = typer.Option(None, "--channel", help="Only sms or push."),
-    limit: int = typer.Option(100, "--limit", min=0, help="The newest N messages; 0 for all."),
+    limit: int = typer.Option(
+        100, "--limit", min=0, max=NUMBER_LIMIT, help="The newest N messages; 0 for all."
+    ),
 ) -> None:
     """List SMS and push messages kept by the embedded outbox transport (the default).
 
