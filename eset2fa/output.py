@@ -102,6 +102,8 @@ class Output:
 
     def error(self, payload: dict) -> None:
         """An error: one line and a hint on stderr; with --json also the document on stdout."""
+        # Messages quote what was typed: a 100 kB argument must not become a 100 kB error.
+        payload = {k: _shorten(v) if isinstance(v, str) else v for k, v in payload.items()}
         if self.json_mode:
             sys.stdout.write(json.dumps({"error": payload}, indent=2) + "\n")
             sys.stdout.flush()
@@ -137,3 +139,13 @@ class Output:
         ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n: bar.advance(task, n)
+
+
+ERROR_TEXT_LIMIT = 500
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= ERROR_TEXT_LIMIT:
+        return text
+    half = ERROR_TEXT_LIMIT // 2
+    return f"{text[:half]}... ({len(text) - 2 * half} characters left out) ...{text[-half:]}"

@@ -246,3 +246,12 @@ def test_ctrl_c_at_a_prompt_exits_130_and_changes_nothing(cli, store, sql):
 def test_huge_numbers_in_options_are_a_usage_error(cli, store, args):
     result = cli(*args)
     assert result.exit_code == 2, (result.exit_code, result.stderr)
+
+
+def test_an_error_quoting_a_huge_argument_stays_short(cli, store):
+    huge = "a" * 100_000
+    for args in (("user", "status", huge), ("--json", "user", "add", huge)):
+        result = cli(*args)
+        assert result.exit_code in (2, 3), result.exit_code
+        assert len(result.stderr) < 2000 and len(result.stdout) < 2000
+        assert "characters left out" in result.stderr
