@@ -156,10 +156,13 @@ class Eset2faGroup(TyperGroup):
             raise typer.Exit(int(error.exit_code)) from None
         except sqlite3.DatabaseError as exc:
             # "database disk image is malformed", "file is not a database", a lock held too long...
-            error = StorageError(
-                f"The database could not be read or written ({exc}).",
-                "Run `eset2fa db check`; if it is corrupt, restore with `eset2fa db restore`.",
-            )
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                hint = "Check that you may write the database file and its directory."
+            else:
+                hint = (
+                    "Run `eset2fa db check`; if it is corrupt, restore with `eset2fa db restore`."
+                )
+            error = StorageError(f"The database could not be read or written ({exc}).", hint)
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
@@ -184,7 +187,7 @@ class Eset2faGroup(TyperGroup):
             # A file the command had to create, read or replace (a missing or read-only directory,
             # a path through a regular file): one line and exit 9, never a traceback. Only the
             # path and the system's reason are shown, never the data being written.
-            where = f" {exc.filename}" if exc.filename else ""
+            where = f" on {exc.filename}" if exc.filename else ""
             error = StorageError(
                 f"A file operation failed{where}: {exc.strerror or type(exc).__name__}.",
                 "Check that the directory exists and that you may write there.",

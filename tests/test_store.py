@@ -199,3 +199,33 @@ def test_a_path_that_looks_like_markup_does_not_hide_the_first_use_password(cli,
     listed = cli("db", "backups", db=db)
     assert listed.exit_code == 0, listed.stderr
     assert "[/]" in listed.stdout
+
+
+def _without_root_override() -> list[str]:
+    """A prefix that makes file permissions apply (root ignores them), or skips the test."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be tested")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_a_read_only_database_is_exit_9_with_a_permissions_hint(cli, store):
+    import os
+    import subprocess
+    import sys
+
+    store.chmod(0o400)
+    try:
+        command = [*_without_root_override(), sys.executable, "-m", "eset2fa", "--db", str(store)]
+        result = subprocess.run(
+            [*command, "user", "add", "bob"], capture_output=True, text=True, env=os.environ
+        )
+    finally:
+        store.chmod(0o600)
+    assert result.returncode == 9, result.stderr
+    assert "Check that you may write the database file" in result.stderr
+    assert "Traceback" not in result.stderr
