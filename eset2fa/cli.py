@@ -1,6 +1,7 @@
 """The command line: global options, sub-app wiring, and the one place errors are rendered."""
 
 import copy
+import errno
 import sqlite3
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .context import Invocation
-from .errors import Eset2faError, ExitCode, StorageError
+from .errors import Eset2faError, ExitCode, StorageError, UsageError
 from .output import Output
 
 # Global flags a person naturally types after the command (`user status alice --json`): they are
@@ -156,22 +157,58 @@ class Eset2faGroup(TyperGroup):
             raise typer.Exit(int(error.exit_code)) from None
         except sqlite3.DatabaseError as exc:
             # "database disk image is malformed", "file is not a database", a lock held too long...
-            error = StorageError(
-                f"The database could not be read or written ({exc}).",
-                "Run `eset2fa db check`; if it is corrupt, restore with `eset2fa db restore`.",
-            )
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                hint = "Check that you may write the database file and its directory."
+            else:
+                hint = (
+                    "Run `eset2fa db check`; if it is corrupt, restore with `eset2fa db restore`."
+                )
+            error = StorageError(f"The database could not be read or written ({exc}).", hint)
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
-            # Ctrl-C: changes are single transactions, so an interrupted one is rolled back.
-            import sys
-
-            sys.stderr.write("\nInterrupted.\n")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            _interrupted(ctx)
+        except typer.Abort as abort:
+            # Ctrl-C at a prompt reaches us as Abort (click turns it into one); a declined
+            # confirmation is also Abort, and keeps click's exit status 1.
+            if isinstance(abort.__context__, KeyboardInterrupt):
+                _interrupted(ctx)
+            raise
+        except UnicodeError:
+            # Bytes that are not UTF-8 in an argument or a file reach Python as lone surrogates
+            # and fail where text meets SQLite or a file; the value itself is not echoed.
+            error = UsageError(
+                "Some input is not valid UTF-8 text.",
+                "Names, codes and values must be UTF-8: check the arguments and any file or "
+                "standard input given.",
+            )
+            _render(ctx, error)
+            raise typer.Exit(int(error.exit_code)) from None
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # `eset2fa user list | head`: typer ends quietly when the reader goes away
+            # A file the command had to create, read or replace (a missing or read-only directory,
+            # a path through a regular file): one line and exit 9, never a traceback. Only the
+            # path and the system's reason are shown, never the data being written.
+            where = f" on {exc.filename}" if exc.filename else ""
+            error = StorageError(
+                f"A file operation failed{where}: {exc.strerror or type(exc).__name__}.",
+                "Check that the directory exists and that you may write there.",
+            )
+            _render(ctx, error)
+            raise typer.Exit(int(error.exit_code)) from None
         finally:
             state = ctx.obj
             if isinstance(state, Invocation):
                 state.close()
+
+
+def _interrupted(ctx) -> None:
+    """Ctrl-C: one line on stderr and exit 130 (SPEC §3); a write in progress was rolled back."""
+    state = ctx.obj
+    output = state.output if isinstance(state, Invocation) else Output()
+    output.notice("\nInterrupted.")
+    raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
 def _render(ctx, error: Eset2faError) -> None:

@@ -7,6 +7,7 @@ the setting `<key>_env`; they are never printed, audited or put in an error mess
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
@@ -18,6 +19,9 @@ from .actors import Actor
 from .clock import now_iso
 from .db import Store
 from .errors import NotFound, UsageError
+from .permissions import require_admin
+
+NUMBER_LIMIT = 1_000_000_000  # no numeric setting means more (seconds: ~31 years)
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     secret: bool = False
     minimum: float | None = None
+    maximum: float | None = None
 
 
 SETTINGS: dict[str, Setting] = {
@@ -36,7 +41,11 @@ SETTINGS: dict[str, Setting] = {
         "int", 10, "Wrong OTPs in a row that lock an account", minimum=1
     ),
     "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
-    "totp.window": Setting("int", 1, "Accepted clock drift, in 30 s steps either side", minimum=0),
+    # At most ±10 steps (±5 min): each step widens what a guess can hit, and every verification
+    # computes 2 x window + 1 codes (a window of 10**9 would hang every login and accept anything).
+    "totp.window": Setting(
+        "int", 1, "Accepted clock drift, in 30 s steps either side", minimum=0, maximum=10
+    ),
     # token reset by SMS (user reset-token)
     "reset.code_ttl_seconds": Setting(
         "int", 600, "Seconds a token reset code sent by SMS stays valid", minimum=30
@@ -153,8 +162,14 @@ def parse_value(key: str, text: str) -> str:
             number = int(text) if setting.kind == "int" else float(text)
         except ValueError:
             raise UsageError(f"{key} must be a number, not {text!r}.") from None
+        # Seconds, counts and timeouts beyond this overflow datetime and socket arithmetic later
+        # (a traceback at the next login); nan and inf are not numbers a setting can mean.
+        if not math.isfinite(number) or abs(number) > NUMBER_LIMIT:
+            raise UsageError(f"{key} must be a finite number of at most {NUMBER_LIMIT:,}.")
         if setting.minimum is not None and number < setting.minimum:
             raise UsageError(f"{key} must be at least {setting.minimum:g}.")
+        if setting.maximum is not None and number > setting.maximum:
+            raise UsageError(f"{key} must be at most {setting.maximum:g}.")
         return str(number)
     if setting.kind == "bool":
         lowered = text.strip().lower()
@@ -211,6 +226,7 @@ def get_secret(store: Store, key: str) -> str | None:
 
 
 def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
+    require_admin(actor, "change settings")
     value = parse_value(key, text)
     with store.write() as conn:
         conn.execute(
@@ -224,6 +240,7 @@ def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
 
 
 def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
+    require_admin(actor, "change settings")
     setting = setting_for(key)
     if not setting.secret:
         raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
@@ -244,6 +261,7 @@ def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
 
 
 def unset(store: Store, actor: Actor, key: str) -> dict:
+    require_admin(actor, "change settings")
     setting_for(key)
     with store.write() as conn:
         cursor = conn.execute("DELETE FROM config WHERE key = ?", (key,))

@@ -13,6 +13,10 @@ from .actors import Actor, local_operator
 from .errors import UsageError
 from .output import Output
 
+# The largest number a counting or waiting option accepts (--limit, --timeout): larger ones
+# overflow SQLite integers and datetime arithmetic (config.NUMBER_LIMIT is the same for settings).
+NUMBER_LIMIT = 1_000_000_000
+
 
 def stdin_is_terminal() -> bool:
     try:
@@ -62,10 +66,12 @@ class Invocation:
 
     def _bootstrap(self) -> None:
         """First use: create the Administrator with a generated password, shown once."""
+        from rich.markup import escape
+
         from .users import ensure_administrator
 
         generated = ensure_administrator(self._store)
-        self.output.notice(f"Created a new eset2fa store at {self.db_path}")
+        self.output.notice(f"Created a new eset2fa store at {escape(str(self.db_path))}")
         if generated:
             self.output.notice(
                 f"Administrator password (shown once, store it safely): [bold]{generated}[/]"
@@ -105,10 +111,10 @@ class Invocation:
     def read_secret(self, prompt: str, *, from_stdin: bool, confirm: bool = False) -> str:
         """A secret from the next line of stdin, or a hidden prompt on a terminal."""
         if from_stdin:
-            line = sys.stdin.readline()
+            line = sys.stdin.readline() if sys.stdin is not None else ""  # None: stdin closed
             if not line:
                 raise UsageError(f"{prompt}: standard input ended before a line was read.")
-            return line.rstrip("\r\n")
+            return _valid_text(line.rstrip("\r\n"), prompt)
         if not stdin_is_terminal():
             raise UsageError(
                 f"{prompt}: no terminal to prompt on.",
@@ -116,7 +122,8 @@ class Invocation:
             )
         import typer
 
-        return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+        typed = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+        return _valid_text(typed, prompt)
 
     def ask_code(self, prompt: str) -> str:
         """A one-time password typed at the terminal (shown: it is useless once used)."""
@@ -134,6 +141,18 @@ class Invocation:
 
         if not typer.confirm(question, default=False, err=True):
             raise typer.Abort()
+
+
+def _valid_text(text: str, prompt: str) -> str:
+    """Bytes that are not UTF-8 arrive as lone surrogates: refuse them here, with a clear error,
+    not later as a traceback when the secret is hashed or encrypted (the value is not echoed)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{prompt}: the input is not valid UTF-8 text.", "Give the value as UTF-8 text."
+        ) from None
+    return text
 
 
 def invocation(ctx) -> Invocation:

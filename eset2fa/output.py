@@ -80,17 +80,29 @@ class Output:
         else:
             self.out.print_json(data=data)
 
+    @staticmethod
+    def _print(console, text: str) -> None:
+        # Messages are rich markup with paths and names interpolated; a path such as `a[/]b`
+        # is not valid markup. Print it plainly rather than fail after the work is done (the
+        # first-use notice carries the generated Administrator password).
+        from rich.errors import MarkupError
+
+        try:
+            console.print(text)
+        except MarkupError:
+            console.print(text, markup=False)
+
     def message(self, text: str) -> None:
         """A one-line human result (stdout); silent in JSON mode, where the document says it."""
         if not self.json_mode:
-            self.out.print(text)
+            self._print(self.out, text)
 
     def notice(self, text: str) -> None:
         """Information for a person, never data: always stderr."""
-        self.err.print(text)
+        self._print(self.err, text)
 
     def warn(self, text: str) -> None:
-        self.err.print(f"[bold yellow]Warning:[/] {text}")
+        self._print(self.err, f"[bold yellow]Warning:[/] {text}")
 
     def table(
         self,
@@ -108,12 +120,13 @@ class Output:
             self._plain_table(columns, cells, title)
             return
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, show_lines=False, header_style="bold")
         for column in columns:
             table.add_column(column)
-        for row in cells:
-            table.add_row(*row)
+        for row in cells:  # cells are data (paths, names, details): never read as markup
+            table.add_row(*(Text(cell) for cell in row))
         self.out.print(table)
 
     def _plain_table(self, columns: Sequence[str], cells: list[list[str]], title: str | None):
@@ -130,16 +143,19 @@ class Output:
 
     def fields(self, pairs: Sequence[tuple[str, Any]], title: str | None = None) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
         for key, value in pairs:
-            table.add_row(key, "" if value is None else str(value))
+            table.add_row(key, Text("" if value is None else str(value)))
         self.out.print(table)
 
     def error(self, payload: dict) -> None:
         """An error: one line and a hint on stderr; with --json also the document on stdout."""
+        # Messages quote what was typed: a 100 kB argument must not become a 100 kB error.
+        payload = {k: _shorten(v) if isinstance(v, str) else v for k, v in payload.items()}
         if self.json_mode:
             sys.stdout.write(json.dumps({"error": payload}, indent=2) + "\n")
             sys.stdout.flush()
@@ -175,3 +191,13 @@ class Output:
         ) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n: bar.advance(task, n)
+
+
+ERROR_TEXT_LIMIT = 500
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= ERROR_TEXT_LIMIT:
+        return text
+    half = ERROR_TEXT_LIMIT // 2
+    return f"{text[:half]}... ({len(text) - 2 * half} characters left out) ...{text[-half:]}"

@@ -60,6 +60,39 @@ def require_group_write(conn: sqlite3.Connection, actor: Actor, group: str) -> N
         )
 
 
+def covers_name(conn: sqlite3.Connection, actor: Actor):
+    """A predicate on user names: does `actor` have Write over that user? (None: no user.)
+
+    For lists that may hold another user's secrets (the outbox keeps reset codes and enrollment
+    links): a delegated user sees only what concerns the users they may change.
+    """
+    if actor.is_admin:
+        return lambda _name: True
+    scope = write_scope(conn, actor)
+    cache: dict[str, bool] = {}
+
+    def covered(name: str | None) -> bool:
+        if name is None:
+            return False
+        if name not in cache:
+            row = conn.execute(
+                "SELECT id, group_name FROM users WHERE name = ?", (name,)
+            ).fetchone()
+            cache[name] = row is not None and scope.covers(row[0], row[1])
+        return cache[name]
+
+    return covered
+
+
+def require_admin(actor: Actor, what: str) -> None:
+    """Store-wide changes (settings, the encryption key) are not covered by Write over users."""
+    if not actor.is_admin:
+        raise PermissionDenied(
+            f"{actor.label} may not {what}: only the Administrator or the local operator may.",
+            "Grants of Write cover users and groups, not the store's settings or its key.",
+        )
+
+
 def list_grants(conn: sqlite3.Connection, actor_id: int) -> list[dict]:
     rows = conn.execute(
         "SELECT u.name AS user, g.target_group AS grp FROM grants g"

@@ -101,6 +101,17 @@ def png_bytes(data: str, *, scale: int = 8) -> bytes:
 
 
 def save(data: str, path: Path, kind: str) -> Path:
+    from .errors import NotFound, StorageError
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise NotFound(f"The directory {path.parent} does not exist.", "Create it first.")
     payload = png_bytes(data) if kind == "png" else svg_bytes(data)
-    _write_private(Path(path), payload)
-    return Path(path)
+    try:
+        _write_private(path, payload)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write {path}: {exc.strerror}.",
+            "Give a file path in a directory you may write to.",
+        ) from None
+    return path

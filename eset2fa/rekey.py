@@ -102,6 +102,9 @@ def _reseal_outbox(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
 
 def rekey(store: Store, actor: Actor) -> RekeyReport:
     """Re-encrypt user and setting secrets with a fresh key and put it where the old one was."""
+    from .permissions import require_admin
+
+    require_admin(actor, "rotate the encryption key")
     undo = None
     try:
         with store.write() as conn:

@@ -165,3 +165,93 @@ def test_sub_commands_are_built_on_first_use_and_all_listed(cli, store):
     assert {"status", "enable", "unlock", "reset-password"} <= set(group.list_commands(None))
     typo = cli("user", "statsu", "alice")
     assert typo.exit_code == 2 and "status" in typo.stderr
+
+
+def _with_stdin(db_path, stdin, *args):
+    """The CLI as a process; stdin is bytes, or None for a closed stdin (`<&-` in a shell)."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "eset2fa", "--db", str(db_path), *args]
+    if stdin is None:
+        command = ["sh", "-c", 'exec "$@" <&-', "sh", *command]
+    return subprocess.run(command, input=stdin, capture_output=True, env=os.environ, timeout=60)
+
+
+@pytest.mark.parametrize("stdin", [None, b"\xff\xfe not UTF-8 but long enough\n"])
+def test_closed_or_non_utf8_stdin_is_a_usage_error_not_a_traceback(store, stdin):
+    for args in (
+        ("user", "add", "bob", "--password-stdin"),
+        ("config", "set-secret", "twilio.auth_token"),
+        ("--as", "Administrator", "--as-password-stdin", "user", "list"),
+    ):
+        result = _with_stdin(store, stdin, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert b"Traceback" not in result.stderr and b"\xff" not in result.stderr
+    listed = _with_stdin(store, None, "user", "add", "--from-file", "-")
+    assert listed.returncode == 0 and b"Traceback" not in listed.stderr
+
+
+def test_arguments_that_are_not_utf8_are_a_usage_error_not_a_traceback(cli, store, sql):
+    odd = "a\udcffb"  # how Python passes the byte 0xff of a non-UTF-8 argument
+    for args in (
+        ("auth", "verify", odd, "123456"),
+        ("user", "status", odd),
+        ("config", "set", "totp.issuer", odd),
+        ("audit", "list", "--user", odd),
+        ("--json", "outbox", "--user", odd),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 2, (args, result.stderr)
+        assert "not valid UTF-8" in result.stderr
+    assert sql("SELECT count(*) FROM config")[0][0] == 0
+
+
+def test_ctrl_c_at_a_prompt_exits_130_and_changes_nothing(cli, store, sql):
+    import os
+    import pty
+    import sys
+
+    assert cli("user", "add", "alice").exit_code == 0
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on a terminal, asking before it deletes
+        argv = ["-m", "eset2fa", "--db", str(store), "user", "delete", "alice"]
+        os.execv(sys.executable, [sys.executable, *argv])
+    seen = b""
+    while b"[y/N]" not in seen:
+        seen += os.read(fd, 1024)
+    os.write(fd, b"\x03")
+    try:
+        while chunk := os.read(fd, 1024):
+            seen += chunk
+    except OSError:  # the terminal closes with the child
+        pass
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130, seen
+    assert b"Interrupted" in seen and b"Traceback" not in seen
+    assert sql("SELECT count(*) FROM users WHERE name = 'alice'")[0][0] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("auth", "push", "Administrator", "--timeout", "100000000000000000000"),
+        ("audit", "list", "--since", "99999999999999d"),
+        ("outbox", "--limit", "100000000000000000000000"),
+        ("audit", "list", "--limit", "100000000000000000000000"),
+        ("push", "list", "--limit", "100000000000000000000000"),
+    ],
+)
+def test_huge_numbers_in_options_are_a_usage_error(cli, store, args):
+    result = cli(*args)
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+
+
+def test_an_error_quoting_a_huge_argument_stays_short(cli, store):
+    huge = "a" * 100_000
+    for args in (("user", "status", huge), ("--json", "user", "add", huge)):
+        result = cli(*args)
+        assert result.exit_code in (2, 3), result.exit_code
+        assert len(result.stderr) < 2000 and len(result.stdout) < 2000
+        assert "characters left out" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from totp_helpers import secret_of, totp_now
 
 PASSWORD = "helpdesk-password-1"
 
@@ -124,3 +125,40 @@ def test_grant_needs_exactly_one_target(cli, team):
 def test_local_operator_is_recorded(cli, team, sql):
     actors = {r[0] for r in sql("SELECT actor FROM audit WHERE action = 'user.add'")}
     assert len(actors) == 1 and actors.pop().startswith("local:")
+
+
+def test_a_delegated_user_may_not_change_settings_or_rotate_the_key(cli, team, sql, db_path):
+    assert cli("user", "grant", "helpdesk", "--write-group", "ops").exit_code == 0
+    assert cli("user", "enable", "alice", "--method", "totp").exit_code == 0  # creates the key
+    key_before = (db_path.parent / (db_path.name + ".key")).read_text()
+    attempts = [
+        ("config", "set", "lockout.max_failures", "1000"),
+        ("config", "unset", "totp.window"),
+        ("config", "set-secret", "twilio.auth_token"),
+        ("db", "rekey", "--yes"),
+    ]
+    for args in attempts:
+        result = as_helpdesk(cli, *args, "--json", input_rest="token-value\n")
+        assert result.exit_code == 5, (args, result.stderr)
+        assert result.json()["error"]["code"] == "permission_denied"
+    assert sql("SELECT count(*) FROM config")[0][0] == 0
+    assert (db_path.parent / (db_path.name + ".key")).read_text() == key_before
+    assert cli("config", "set", "lockout.max_failures", "12").exit_code == 0  # the operator may
+
+
+def test_a_delegated_user_reads_only_the_outbox_of_users_in_their_scope(cli, team):
+    """The outbox holds reset codes: helpdesk (Write over ops) must not read carol's (dev)."""
+    assert cli("user", "grant", "helpdesk", "--write-group", "ops").exit_code == 0
+    for name, phone in (("alice", "+420601123456"), ("carol", "+420601654321")):
+        enabled = cli("user", "enable", name, "--phone", phone, "--json")
+        assert enabled.exit_code == 0, enabled.stderr
+        code = totp_now(secret_of(enabled.json()["uri"]))
+        assert cli("auth", "verify", name, code).exit_code == 0
+        assert cli("user", "reset-token", name).exit_code == 0
+    assert cli("sms", "test", "+420601000000").exit_code == 0  # for no user: operators only
+    everything = cli("outbox", "--json").json()
+    assert {m["user"] for m in everything} == {"alice", "carol", None}
+    seen = as_helpdesk(cli, "outbox", "--json")
+    assert seen.exit_code == 0, seen.stderr
+    assert [m["user"] for m in seen.json()] == ["alice"]
+    assert as_helpdesk(cli, "outbox", "--user", "carol", "--json").json() == []

@@ -103,3 +103,14 @@ def test_png_and_svg_files(cli, tmp_path):
     assert stat.S_IMODE(svg.stat().st_mode) == 0o600
     assert b"<svg" in svg.read_bytes()
     assert cli("qr", "alice", "--svg", str(svg), "--png", str(png)).exit_code == 2
+
+
+def test_qr_file_in_a_missing_or_unwritable_place_is_one_line_not_a_traceback(cli, tmp_path):
+    enroll(cli)
+    missing = cli("qr", "alice", "--png", str(tmp_path / "no" / "such" / "q.png"))
+    assert missing.exit_code == 3, missing.stderr
+    assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    onto_a_directory = cli("qr", "alice", "--svg", str(tmp_path))
+    assert onto_a_directory.exit_code == 9, onto_a_directory.stderr
+    assert "otpauth" not in onto_a_directory.stderr + onto_a_directory.stdout
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left

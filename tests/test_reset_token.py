@@ -287,3 +287,29 @@ def test_auth_login_asks_for_the_reset_code_first_then_enrolls_the_new_secret(cl
     row = sql("SELECT state, fail_count FROM users WHERE name = 'alice'")[0]
     assert (row["state"], row["fail_count"]) == ("active", 0)
     assert sql("SELECT count(*) FROM token_resets")[0][0] == 0
+
+
+def test_a_gateway_error_echoing_the_message_does_not_leak_the_code(cli, store, httpserver, sql):
+    active_user(cli)
+    for key, value in (
+        ("sms.transport", "http"),
+        ("sms.url", httpserver.url_for("/send")),
+        ("sms.params.to", "{phone}"),
+        ("sms.params.msg", "{text}"),
+    ):
+        assert cli("config", "set", key, value).exit_code == 0
+
+    def echo(request):
+        from werkzeug import Response
+
+        body = f"rejected: {request.get_data(as_text=True)} / {request.form['msg']}"
+        return Response(body, status=400)
+
+    httpserver.expect_oneshot_request("/send", method="POST").respond_with_handler(echo)
+    r = cli("user", "reset-token", "alice", "--json")
+    assert r.exit_code == 7, r.stderr
+    (request, _response) = httpserver.log[0]
+    code = code_in(request.form["msg"])
+    assert "HTTP 400" in r.json()["error"]["message"]
+    assert code not in r.stdout + r.stderr
+    assert code not in json.dumps([dict(row) for row in sql("SELECT * FROM audit")])

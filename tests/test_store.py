@@ -169,3 +169,63 @@ def test_db_check_reports_integrity_and_counts(cli, store):
     assert report["users"] == 2
     assert report["file_mode"] == "0600"
     assert report["schema_version"] == LATEST_VERSION
+
+
+def test_a_database_path_that_cannot_be_created_is_exit_9_not_a_traceback(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = cli("user", "list", db=blocker / "sub" / "store.db")
+    assert result.exit_code == 9, result.stderr
+    assert "Cannot create the database" in result.stderr and "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a directory"
+
+
+def test_an_unexpected_file_error_is_exit_9_not_a_traceback(cli, store):
+    (store.parent / "backups").write_text("a file where the backups folder goes")
+    result = cli("db", "backup", "--json")
+    assert result.exit_code == 9, result.stderr
+    assert result.json()["error"]["code"] == "storage"
+    assert "Traceback" not in result.stderr
+
+
+def test_a_path_that_looks_like_markup_does_not_hide_the_first_use_password(cli, tmp_path):
+    db = tmp_path / "odd[/]dir" / "store.db"
+    created = cli("user", "list", db=db)
+    assert created.exit_code == 0, created.stderr
+    assert "Administrator password (shown once" in created.stderr
+    assert "[bold]" not in created.stderr
+    assert str(db) in created.stderr.replace("\n", "")
+    assert cli("db", "backup", db=db).exit_code == 0
+    listed = cli("db", "backups", db=db)
+    assert listed.exit_code == 0, listed.stderr
+    assert "[/]" in listed.stdout
+
+
+def _without_root_override() -> list[str]:
+    """A prefix that makes file permissions apply (root ignores them), or skips the test."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be tested")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def test_a_read_only_database_is_exit_9_with_a_permissions_hint(cli, store):
+    import os
+    import subprocess
+    import sys
+
+    store.chmod(0o400)
+    try:
+        command = [*_without_root_override(), sys.executable, "-m", "eset2fa", "--db", str(store)]
+        result = subprocess.run(
+            [*command, "user", "add", "bob"], capture_output=True, text=True, env=os.environ
+        )
+    finally:
+        store.chmod(0o600)
+    assert result.returncode == 9, result.stderr
+    assert "Check that you may write the database file" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -93,6 +94,14 @@ def test_window_is_configurable(cli):
         assert cli("auth", "verify", "alice", totp_now(secret, -2)).exit_code == 0
 
 
+def test_window_has_a_ceiling(cli, store, sql):
+    """A huge window would accept almost any code and make every verification hang."""
+    refused = cli("config", "set", "totp.window", "1000000000")
+    assert refused.exit_code == 2 and "at most 10" in refused.stderr
+    assert sql("SELECT count(*) FROM config WHERE key = 'totp.window'")[0][0] == 0
+    assert cli("config", "set", "totp.window", "10").exit_code == 0
+
+
 def test_replayed_code_is_rejected_and_counted(cli, sql):
     secret = enroll(cli)
     with time_machine.travel(MOMENT, tick=False):
@@ -179,6 +188,24 @@ def test_parallel_processes_lose_no_count(cli, db_path, sql):
     assert (row["fail_count"], row["locked"]) == (6, 1)
     results = sql("SELECT result FROM audit WHERE action = 'auth.verify'")
     assert sorted(r[0] for r in results) == ["locked"] * 2 + ["rejected"] * 6
+
+
+def test_one_code_sent_by_several_processes_at_once_is_accepted_once(cli, db_path, sql):
+    """Replay across processes: the replay check and the update share one write transaction."""
+    secret = enroll(cli)
+    code = totp_now(secret)
+
+    def attempt(_):
+        return run_process("--db", str(db_path), "auth", "verify", "alice", code, "--json")
+
+    with ThreadPoolExecutor(6) as pool:
+        runs = list(pool.map(attempt, range(6)))
+    assert sorted(r.returncode for r in runs) == [0] + [1] * 5, [r.stderr for r in runs]
+    reasons = sorted(json.loads(r.stdout).get("reason") for r in runs if r.returncode == 1)
+    assert reasons == ["replay"] * 5
+    assert not any("Traceback" in r.stderr or "database is locked" in r.stderr for r in runs)
+    results = sql("SELECT result FROM audit WHERE action = 'auth.verify'")
+    assert sorted(r[0] for r in results) == ["accepted"] + ["rejected"] * 5
 
 
 def test_database_holds_no_secret_in_clear(cli, store, db_path):

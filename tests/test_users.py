@@ -178,3 +178,18 @@ def test_long_listing_is_plain_columns_and_fast(cli, store):
     assert lines[2].split() == ["Administrator", "disabled", "0"]
     assert lines[3].split() == ["user00000", "ops", "disabled", "0"]
     assert "┃" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("reset.code_ttl_seconds", "100000000000000000000"),
+        ("push.timeout_seconds", "100000000000000000000"),
+        ("http.read_timeout", "nan"),
+        ("http.connect_timeout", "inf"),
+    ],
+)
+def test_numeric_settings_refuse_values_that_overflow_later(cli, store, sql, key, value):
+    result = cli("config", "set", key, value)
+    assert result.exit_code == 2, result.stdout
+    assert sql("SELECT count(*) FROM config")[0][0] == 0

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import typer
 
-from ..context import invocation
+from ..context import NUMBER_LIMIT, invocation
 
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 
@@ -22,7 +22,12 @@ def parse_since(text: str) -> str:
 
     match = _RELATIVE.fullmatch(text.strip())
     if match:
-        return to_iso(now() - timedelta(**{_UNITS[match[2]]: int(match[1])}))
+        try:
+            return to_iso(now() - timedelta(**{_UNITS[match[2]]: int(match[1])}))
+        except OverflowError:  # e.g. 99999999999999d: before year 1
+            raise UsageError(
+                f"--since {text!r} reaches back too far.", "Give a date, e.g. 2026-01-01."
+            ) from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -45,7 +50,9 @@ def list_(
     ),
     since: str = typer.Option(None, "--since", help="Only rows since: 30m, 24h, 7d, or a date."),
     action: str = typer.Option(None, "--action", help="Only this action (or prefix, e.g. user)."),
-    limit: int = typer.Option(100, "--limit", min=0, help="The newest N rows; 0 for all."),
+    limit: int = typer.Option(
+        100, "--limit", min=0, max=NUMBER_LIMIT, help="The newest N rows; 0 for all."
+    ),
 ) -> None:
     """Show audit rows, oldest first: time, actor, action, target, result.
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import invocation
+from ..context import NUMBER_LIMIT, invocation
 
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
 
@@ -125,7 +125,11 @@ def push(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The user who approves on their phone."),
     timeout: int = typer.Option(
-        None, "--timeout", min=1, help="Seconds to wait (default: push.timeout_seconds, 150)."
+        None,
+        "--timeout",
+        min=1,
+        max=NUMBER_LIMIT,
+        help="Seconds to wait (default: push.timeout_seconds, 150).",
     ),
 ) -> None:
     """Second factor by push: send a request whose ID matches the login screen, wait for approval.

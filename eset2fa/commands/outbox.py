@@ -2,29 +2,39 @@
 
 import typer
 
-from ..context import invocation
+from ..context import NUMBER_LIMIT, invocation
 
 
 def outbox(
     ctx: typer.Context,
     user: str = typer.Option(None, "--user", "-u", help="Only messages for this user."),
     channel: str = typer.Option(None, "--channel", help="Only sms or push."),
-    limit: int = typer.Option(100, "--limit", min=0, help="The newest N messages; 0 for all."),
+    limit: int = typer.Option(
+        100, "--limit", min=0, max=NUMBER_LIMIT, help="The newest N messages; 0 for all."
+    ),
 ) -> None:
     """List SMS and push messages kept by the embedded outbox transport (the default).
 
     SMS bodies are stored encrypted (they can carry an enrollment link or a reset code) and are
-    shown decrypted here: treat the output like the secrets it may contain.
+    shown decrypted here: treat the output like the secrets it may contain. A user acting with
+    --as sees only messages for users they have Write permission over.
 
     Example:
         eset2fa outbox --user alice
         eset2fa outbox --channel sms --json
     """
+    from ..permissions import covers_name
     from ..transports.outbox import list_messages
 
     inv = invocation(ctx)
+    store = inv.store
     rows = list_messages(
-        inv.store.conn, user=user, channel=channel, limit=limit or None, db_path=inv.store.path
+        store.conn,
+        user=user,
+        channel=channel,
+        limit=limit or None,
+        db_path=store.path,
+        visible=covers_name(store.conn, inv.actor),
     )
     inv.output.result(
         rows,

@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import invocation
+from ..context import NUMBER_LIMIT, invocation
 
 app = typer.Typer(help="Push requests: send, wait, list, approve, reject.", no_args_is_help=True)
 
@@ -18,7 +18,11 @@ def send(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The user to ask."),
     timeout: int = typer.Option(
-        None, "--timeout", min=1, help="Seconds to wait (default: push.timeout_seconds, 150)."
+        None,
+        "--timeout",
+        min=1,
+        max=NUMBER_LIMIT,
+        help="Seconds to wait (default: push.timeout_seconds, 150).",
     ),
 ) -> None:
     """Send a push request to NAME and wait until it is approved, rejected or expires.
@@ -52,7 +56,9 @@ def list_(
     state: str = typer.Option(
         None, "--state", help="Only pending, approved, rejected or expired requests."
     ),
-    limit: int = typer.Option(100, "--limit", min=0, help="The newest N; 0 for all."),
+    limit: int = typer.Option(
+        100, "--limit", min=0, max=NUMBER_LIMIT, help="The newest N; 0 for all."
+    ),
 ) -> None:
     """List push requests, newest last (a pending request past its expiry shows as expired).
 

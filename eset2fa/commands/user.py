@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..context import invocation
+from ..context import NUMBER_LIMIT, invocation
 
 app = typer.Typer(
     help="Manage console users, their permissions and two-factor state.", no_args_is_help=True
@@ -92,7 +92,7 @@ def _read_lines(source: str) -> list[str]:
     from ..errors import NotFound
 
     if source == "-":
-        return sys.stdin.read().splitlines()
+        return sys.stdin.read().splitlines() if sys.stdin is not None else []  # None: closed
     try:
         return Path(source).read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
@@ -145,7 +145,9 @@ def list_(
     locked: bool = typer.Option(
         None, "--locked/--unlocked", help="Only locked / unlocked users.", show_default=False
     ),
-    limit: int = typer.Option(None, "--limit", min=1, help="At most this many users."),
+    limit: int = typer.Option(
+        None, "--limit", min=1, max=NUMBER_LIMIT, help="At most this many users."
+    ),
 ) -> None:
     """List users with their two-factor state.
 

@@ -73,13 +73,25 @@ def _create_file(path: Path) -> bool:
     """Create an empty database file with mode 0600; False if another process won the race."""
     from ..paths import ensure_private_dir
 
-    ensure_private_dir(path.parent)
     try:
+        ensure_private_dir(path.parent)
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
+    except FileExistsError as exc:
+        if exc.filename is not None and Path(exc.filename) != path:
+            raise _cannot_create(path, exc) from None  # a parent is a file, not a directory
         return False
+    except OSError as exc:
+        raise _cannot_create(path, exc) from None
     os.close(fd)
     return True
+
+
+def _cannot_create(path: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        f"Cannot create the database {path}: {exc.strerror}.",
+        "Check that its directory exists or can be created and is writable, or point --db or "
+        "ESET2FA_DB at another path.",
+    )
 
 
 def _inspect(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:

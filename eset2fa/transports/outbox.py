@@ -104,8 +104,12 @@ def list_messages(
     channel: str | None = None,
     limit: int | None = 100,
     db_path=None,
+    visible=None,
 ) -> list[dict]:
-    """The newest messages, oldest first, sealed bodies decrypted (a missing key: exit 9)."""
+    """The newest messages, oldest first, sealed bodies decrypted (a missing key: exit 9).
+
+    `visible(user_name) -> bool`, if given, drops the other messages before anything is decrypted.
+    """
     clauses, params = [], []
     if user:
         clauses.append("user_name = ? COLLATE NOCASE")
@@ -121,6 +125,8 @@ def list_messages(
     rows = []
     master = None
     for row in reversed(conn.execute(sql, params).fetchall()):
+        if visible is not None and not visible(row["user_name"]):
+            continue
         item = dict(row)
         sealed = item.pop("sealed")
         if sealed is not None:

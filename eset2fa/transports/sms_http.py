@@ -163,6 +163,9 @@ class HttpSms(SmsTransport):
         from .http import call, http_failure, make_session, public_url
 
         request = self.build(phone, text)
+        # A gateway's error answer may echo the request: the message carries a reset code or an
+        # enrollment link, which must not reach the error text (stderr, --json, the audit row).
+        secrets = [*request.secrets, *_message_secrets(text)]
         success = _compile("sms.success_regex", request.success_regex)
         failure = _compile("sms.fail_regex", request.fail_regex)
         with make_session(self.store) as session:
@@ -171,19 +174,31 @@ class HttpSms(SmsTransport):
                 request.method,
                 request.url,
                 what=WHAT,
-                secrets=request.secrets,
+                secrets=secrets,
                 expect=request.expect,
                 **request.kwargs,
             )
         body = response.text
         if (failure and failure.search(body)) or (success and not success.search(body)):
-            raise http_failure(response, WHAT, public_url(request.url), request.secrets)
+            raise http_failure(response, WHAT, public_url(request.url), secrets)
         return Delivery(
             self.name,
             phone,
             reference=_reference(response, request.reference_field),
             details={"status": response.status_code},
         )
+
+
+def _message_secrets(text: str) -> list[str]:
+    """The message in the forms a gateway may echo, and each code- or key-like word in it."""
+    import json
+    from urllib.parse import quote, quote_plus
+
+    words = re.findall(r"[A-Za-z0-9]{6,}", text)
+    codes = [w for w in words if len(w) >= 16 or any(c.isdigit() for c in w)]
+    # Longest first: scrubbing a code inside the whole message must not break the message's match.
+    forms = {text, quote(text), quote_plus(text), json.dumps(text)[1:-1]}
+    return sorted(forms, key=len, reverse=True) + sorted(set(codes), key=len, reverse=True)
 
 
 def _reference(response, field_name: str | None) -> str | None:
