@@ -2,7 +2,8 @@
 
 import typer
 
-from ..context import NUMBER_LIMIT, invocation
+from ..context import invocation
+from .push import announcer, timeout_option
 
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
 
@@ -124,13 +125,7 @@ def login(
 def push(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The user who approves on their phone."),
-    timeout: int = typer.Option(
-        None,
-        "--timeout",
-        min=1,
-        max=NUMBER_LIMIT,
-        help="Seconds to wait (default: push.timeout_seconds, 150).",
-    ),
+    timeout: int = timeout_option(),
 ) -> None:
     """Second factor by push: send a request whose ID matches the login screen, wait for approval.
 
@@ -146,13 +141,7 @@ def push(
     from ..login import push_login
 
     inv = invocation(ctx)
-
-    def announce(request: dict) -> None:
-        inv.output.notice(
-            f"Login request ID [bold]{request['id']}[/] sent to {request['user']}: approve the"
-            f" push that shows this ID. Waiting up to {request['timeout_seconds']} s..."
-        )
-
+    announce = announcer(inv, "Login request ID")
     result = push_login(inv.store, inv.actor, name, timeout=timeout, on_created=announce)
     inv.output.result(
         result,

@@ -13,17 +13,34 @@ def _show_one(inv, request: dict) -> None:
     inv.output.result(request, lambda: inv.output.fields([(k, request.get(k)) for k in _FIELDS]))
 
 
-@app.command("send")
-def send(
-    ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user to ask."),
-    timeout: int = typer.Option(
+def timeout_option():
+    """--timeout, shared by `push send` and `auth push`."""
+    return typer.Option(
         None,
         "--timeout",
         min=1,
         max=NUMBER_LIMIT,
         help="Seconds to wait (default: push.timeout_seconds, 150).",
-    ),
+    )
+
+
+def announcer(inv, label: str):
+    """Prints the request ID as soon as it exists: the person compares it with the push."""
+
+    def announce(request: dict) -> None:
+        inv.output.notice(
+            f"{label} [bold]{request['id']}[/] sent to {request['user']}: approve the push that"
+            f" shows this ID. Waiting up to {request['timeout_seconds']} s..."
+        )
+
+    return announce
+
+
+@app.command("send")
+def send(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user to ask."),
+    timeout: int = timeout_option(),
 ) -> None:
     """Send a push request to NAME and wait until it is approved, rejected or expires.
 
@@ -38,13 +55,7 @@ def send(
     from ..push import send_and_wait
 
     inv = invocation(ctx)
-
-    def announce(request: dict) -> None:
-        inv.output.notice(
-            f"Push request [bold]{request['id']}[/] sent to {request['user']}: check that the"
-            f" push shows this ID. Waiting up to {request['timeout_seconds']} s..."
-        )
-
+    announce = announcer(inv, "Push request")
     result = send_and_wait(inv.store, inv.actor, name, timeout=timeout, on_created=announce)
     inv.output.result(result, lambda: inv.output.message(f"Push request {result['id']} approved."))
 
