@@ -91,6 +91,16 @@ def _show_enrollment(inv, name: str, uri: str | None, show_qr: bool | None) -> N
         inv.output.notice(f"Show the QR code with: eset2fa qr {name} (while pending)")
 
 
+def new_qr_option():
+    """--qr/--no-qr of the commands that issue a new secret (reset-token, recover)."""
+    return typer.Option(
+        None,
+        "--qr/--no-qr",
+        help="Print the new enrollment QR code (default: on a terminal).",
+        show_default=False,
+    )
+
+
 @app.command("reset-token")
 def reset_token(
     ctx: typer.Context,
@@ -98,12 +108,7 @@ def reset_token(
     confirm: str = typer.Option(
         None, "--confirm", metavar="CODE", help="The verification code the user got by SMS."
     ),
-    show_qr: bool = typer.Option(
-        None,
-        "--qr/--no-qr",
-        help="Print the new enrollment QR code (default: on a terminal).",
-        show_default=False,
-    ),
+    show_qr: bool = new_qr_option(),
 ) -> None:
     """Reset a user's TOTP token: a code by SMS to their stored phone, then a new secret.
 
@@ -159,12 +164,7 @@ def recover(
     lost_phone: bool = typer.Option(
         False, "--lost-phone", help="The phone with the authenticator (or push app) is lost."
     ),
-    show_qr: bool = typer.Option(
-        None,
-        "--qr/--no-qr",
-        help="Print the new enrollment QR code (default: on a terminal).",
-        show_default=False,
-    ),
+    show_qr: bool = new_qr_option(),
 ) -> None:
     """Recover a user who lost their phone: backup, drop the lost factor, enrol again, unlock.
 
