@@ -91,3 +91,19 @@ def run_process(*args: str, input: str | None = None, env: dict | None = None, t
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
+
+
+def sigkill_after(args: list[str], delay: float) -> bool:
+    """Run `python -m eset2fa ARGS`, SIGKILL it after `delay` s; True if the kill cut it short."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eset2fa", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(delay)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    return proc.wait() == -signal.SIGKILL

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from urllib.parse import parse_qs, unquote, urlparse
 
+from conftest import sigkill_after
 from totp_helpers import enroll, secret_of, totp_now
 
 
@@ -212,17 +209,11 @@ def test_sigkill_during_bulk_enable_leaves_all_or_nothing(cli, store, db_path):
     total = users + 1  # and the Administrator
     rng = random.Random(4)
     killed = 0
-    command = [sys.executable, "-m", "eset2fa", "--db", str(db_path), "--json"]
+    command = ["--db", str(db_path), "--json"]
     for _ in range(3):
-        proc = subprocess.Popen(
-            [*command, "user", "enable", "--all", "--method", "totp"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        killed += sigkill_after(
+            [*command, "user", "enable", "--all", "--method", "totp"], rng.uniform(0.1, 0.8)
         )
-        time.sleep(rng.uniform(0.1, 0.8))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        killed += proc.wait() == -signal.SIGKILL
         conn = sqlite3.connect(db_path)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         pending, with_secret = conn.execute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
@@ -10,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import run_process
+from tests.conftest import run_process, sigkill_after
 
 USERS = 40_000
 
@@ -21,26 +20,10 @@ def test_sigkill_during_bulk_add_leaves_all_or_nothing(store, tmp_path):
     rng = random.Random(20261122)
     killed = 0
     for _ in range(3):
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "eset2fa",
-                "--db",
-                str(store),
-                "user",
-                "add",
-                "--from-file",
-                str(names),
-                "--json",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        killed += sigkill_after(
+            ["--db", str(store), "user", "add", "--from-file", str(names), "--json"],
+            rng.uniform(0.1, 0.6),
         )
-        time.sleep(rng.uniform(0.1, 0.6))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        killed += proc.wait() == -signal.SIGKILL
         conn = sqlite3.connect(store)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         count = conn.execute("SELECT count(*) FROM users WHERE group_name = 'staff'").fetchone()[0]
