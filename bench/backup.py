@@ -98,7 +98,7 @@ def main() -> None:
             clean,
         )
 
-    from eset2fa.db.backup import copy_snapshot
+    from eset2fa.db.snapshot import copy_snapshot
 
     copies = []
     for i in range(args.runs):

@@ -23,9 +23,10 @@ USERS = 100
 
 
 def setup(path: Path):
-    from eset2fa import config, enrollment
-    from eset2fa.actors import local_operator
+    from eset2fa.accounts.actors import local_operator
     from eset2fa.db import open_store
+    from eset2fa.ops import config
+    from eset2fa.twofactor import enrollment
 
     store = open_store(path)
     actor = local_operator()
@@ -40,7 +41,7 @@ def setup(path: Path):
 
 
 def verify_loop(store, ops: int) -> float:
-    from eset2fa.totp import verify_otp
+    from eset2fa.twofactor.totp import verify_otp
 
     names = [f"user{i}" for i in range(USERS)]
     started = time.perf_counter()

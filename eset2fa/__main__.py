@@ -1,3 +1,3 @@
-from .cli import app
+from eset2fa.cli import app
 
 app(prog_name="eset2fa")

@@ -9,10 +9,10 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from . import __version__
-from .context import Invocation
-from .errors import Eset2faError, ExitCode, StorageError, UsageError
-from .output import Output
+from eset2fa import __version__
+from eset2fa.commands.invocation import Invocation
+from eset2fa.errors import Eset2faError, ExitCode, StorageError, UsageError
+from eset2fa.output import Output
 
 # Global flags a person naturally types after the command (`user status alice --json`): they are
 # moved in front of the command before parsing, so they work in either place.
@@ -283,7 +283,9 @@ def main(
     if db:
         db_path = Path(db).expanduser()
     else:
-        from .paths import default_db_path  # platformdirs costs ~10 ms; --db/ESET2FA_DB skip it
+        from eset2fa.paths import (
+            default_db_path,  # platformdirs costs ~10 ms; --db/ESET2FA_DB skip it
+        )
 
         db_path = default_db_path()
     ctx.obj = Invocation(

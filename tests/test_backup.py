@@ -86,8 +86,8 @@ def test_backup_is_verified_private_and_described_by_its_manifest(cli, store, sq
 
 
 def test_backup_records_the_key_fingerprint(cli, store, monkeypatch):
-    from eset2fa import keys
     from eset2fa.db import open_store
+    from eset2fa.secrets import keys
 
     monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"k" * 32))
     opened = open_store(store)
@@ -198,7 +198,7 @@ KILLED_BACKUP = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from eset2fa.backup import create_backup
+    from eset2fa.ops.backups import create_backup
     from eset2fa.db import open_store
 
     def slowly(done, total):

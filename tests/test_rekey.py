@@ -9,8 +9,8 @@ import pytest
 from keyring.backend import KeyringBackend
 from totp_helpers import enroll, totp_now
 
-from eset2fa import keys
 from eset2fa.db import open_store
+from eset2fa.secrets import keys
 
 
 def _memory_keyring_class():

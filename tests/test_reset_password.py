@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from eset2fa.passwords import verify_password
+from eset2fa.accounts.passwords import verify_password
 
 TWO_FACTOR = "state, method, secret, phone, fail_count, locked, locked_at, last_step"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eset2fa import keys
+from eset2fa.secrets import keys
 
 
 def rows(db: Path, statement: str = "SELECT * FROM users ORDER BY id") -> list[tuple]:

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from totp_helpers import enroll, hotp, totp_now
 
-from eset2fa import keys, totp
 from eset2fa.db import open_store
+from eset2fa.secrets import keys
+from eset2fa.twofactor import totp
 
 # RFC 6238 Appendix B, SHA1, secret "12345678901234567890": the 8-digit codes' last 6 digits.
 RFC6238_SHA1 = [

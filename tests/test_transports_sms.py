@@ -271,7 +271,7 @@ def test_bad_phone_is_usage_error(cli, store):
 @given(st.one_of(st.text(max_size=30), st.from_regex(r"\+?[0-9 ()-]{4,20}", fullmatch=True)))
 def test_normalize_phone_gives_e164_or_a_usage_error(text):
     from eset2fa.errors import UsageError
-    from eset2fa.phones import normalize_phone
+    from eset2fa.twofactor.phones import normalize_phone
 
     try:
         number = normalize_phone(text, "CZ")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eset2fa.users import NAME_PATTERN
+from eset2fa.accounts.console_users import NAME_PATTERN
 
 
 def test_add_show_status_list_delete(cli, store, sql):

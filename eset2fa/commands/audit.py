@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import typer
 
-from ..context import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
 
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 
@@ -17,8 +17,8 @@ def parse_since(text: str) -> str:
     """`30m`, `24h`, `7d` before now, or an ISO date/time; returns the stored time format."""
     from datetime import datetime
 
-    from ..clock import now, to_iso
-    from ..errors import UsageError
+    from eset2fa.clock import now, to_iso
+    from eset2fa.errors import UsageError
 
     match = _RELATIVE.fullmatch(text.strip())
     if match:
@@ -60,10 +60,10 @@ def list_(
         eset2fa audit list --user alice --since 7d
         eset2fa audit list --action auth --json
     """
-    from .. import audit
+    from eset2fa.ops import audit_log
 
     inv = invocation(ctx)
-    rows = audit.list_events(
+    rows = audit_log.list_events(
         inv.store.conn,
         user=user,
         since=parse_since(since) if since else None,
@@ -97,10 +97,10 @@ def verify(ctx: typer.Context) -> None:
     Example:
         eset2fa audit verify --json
     """
-    from .. import audit
+    from eset2fa.ops import audit_log
 
     inv = invocation(ctx)
-    report = audit.verify_chain(inv.store.conn)
+    report = audit_log.verify_chain(inv.store.conn)
     inv.output.result(
         report,
         lambda: inv.output.message(

@@ -2,8 +2,8 @@
 
 import typer
 
-from ..context import invocation
-from .push import announcer, timeout_option
+from eset2fa.commands.invocation import invocation
+from eset2fa.commands.push import announcer, timeout_option
 
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
 
@@ -46,7 +46,7 @@ def verify(
         eset2fa auth verify alice 123456 --json
         eset2fa auth verify alice --recovery-code 7KQ2M-XW9RD
     """
-    from ..errors import UsageError
+    from eset2fa.errors import UsageError
 
     inv = invocation(ctx)
     if (code is None) == (recovery_code is None):
@@ -55,11 +55,11 @@ def verify(
             f"Example: eset2fa auth verify {name} 123456",
         )
     if recovery_code is not None:
-        from ..recovery_codes import use_recovery_code
+        from eset2fa.recovery.codes import use_recovery_code
 
         result = use_recovery_code(inv.store, name, recovery_code).to_dict()
     else:
-        from ..totp import verify_otp
+        from eset2fa.twofactor.totp import verify_otp
 
         result = verify_otp(inv.store, name, code).to_dict()
     inv.output.result(result, lambda: inv.output.message(_verdict_line(result)))
@@ -86,11 +86,11 @@ def login(
     Example:
         eset2fa auth login alice
     """
-    from ..context import stdin_is_terminal
-    from ..errors import UsageError
-    from ..login import LoginCallbacks
-    from ..login import login as run_login
-    from .qr import print_qr
+    from eset2fa.commands.invocation import stdin_is_terminal
+    from eset2fa.commands.qr import print_qr
+    from eset2fa.errors import UsageError
+    from eset2fa.twofactor.login import LoginCallbacks
+    from eset2fa.twofactor.login import login as run_login
 
     inv = invocation(ctx)
     password = inv.read_secret(f"Password for {name}", from_stdin=password_stdin)
@@ -138,7 +138,7 @@ def push(
         eset2fa auth push alice
         eset2fa auth push alice --timeout 60 --json
     """
-    from ..login import push_login
+    from eset2fa.twofactor.login import push_login
 
     inv = invocation(ctx)
     announce = announcer(inv, "Login request ID")

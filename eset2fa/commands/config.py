@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import invocation, stdin_is_terminal
+from eset2fa.commands.invocation import invocation, stdin_is_terminal
 
 app = typer.Typer(
     help="Show and change settings (policy, SMS and push transports).", no_args_is_help=True
@@ -16,7 +16,7 @@ def show(ctx: typer.Context) -> None:
     Example:
         eset2fa config show --json
     """
-    from .. import config
+    from eset2fa.ops import config
 
     inv = invocation(ctx)
     rows = config.show(inv.store.conn)
@@ -41,7 +41,7 @@ def set_(
         eset2fa config set lockout.max_failures 5
         eset2fa config set sms.transport http
     """
-    from .. import config
+    from eset2fa.ops import config
 
     inv = invocation(ctx)
     config.parse_value(key, value)  # a bad key or value fails before --as asks for a password
@@ -60,12 +60,12 @@ def set_secret(
         eset2fa config set-secret twilio.auth_token
         printf '%s\\n' "$TOKEN" | eset2fa config set-secret ntfy.publish_token
     """
-    from .. import config
+    from eset2fa.ops import config
 
     inv = invocation(ctx)
     setting = config.setting_for(key)
     if not setting.secret:
-        from ..errors import UsageError
+        from eset2fa.errors import UsageError
 
         raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
     actor = inv.actor
@@ -81,7 +81,7 @@ def unset(ctx: typer.Context, key: str = typer.Argument(..., help="The setting."
     Example:
         eset2fa config unset sms.transport
     """
-    from .. import config
+    from eset2fa.ops import config
 
     inv = invocation(ctx)
     result = config.unset(inv.store, inv.actor, key)

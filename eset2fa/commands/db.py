@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from ..context import invocation
+from eset2fa.commands.invocation import invocation
 
 app = typer.Typer(help="Check, migrate, back up and restore the database.", no_args_is_help=True)
 
@@ -16,7 +16,7 @@ def check(ctx: typer.Context) -> None:
     Example:
         eset2fa db check --json
     """
-    from ..db.health import check_store
+    from eset2fa.db.health import check_store
 
     inv = invocation(ctx)
     report = check_store(inv.store)
@@ -54,7 +54,7 @@ def migrate(ctx: typer.Context) -> None:
     Example:
         eset2fa db migrate
     """
-    from ..db.connection import LATEST_VERSION, applied_migrations
+    from eset2fa.db.connection import LATEST_VERSION, applied_migrations
 
     inv = invocation(ctx)
     store = inv.store  # opening applies pending migrations
@@ -85,7 +85,7 @@ def rekey(ctx: typer.Context) -> None:
     Example:
         eset2fa db backup && eset2fa db rekey --yes
     """
-    from ..rekey import rekey as rekey_store
+    from eset2fa.secrets.rekey import rekey as rekey_store
 
     inv = invocation(ctx)
     actor = inv.actor
@@ -136,7 +136,7 @@ def backup(
         eset2fa db backup --reason "before upgrade"
         eset2fa db backup --to /mnt/offsite/ --json
     """
-    from ..backup import create_backup
+    from eset2fa.ops.backups import create_backup
 
     inv = invocation(ctx)
     result = create_backup(
@@ -172,7 +172,7 @@ def backups(
         eset2fa db backups
         eset2fa db backups --json
     """
-    from ..backup import list_backups
+    from eset2fa.ops.backups import list_backups
 
     inv = invocation(ctx)
     rows = list_backups(inv.db_path, verify=not no_verify)
@@ -216,8 +216,8 @@ def restore(
         eset2fa db backups
         eset2fa db restore ~/.local/share/eset2fa/backups/eset2fa-20261122T101500.000000Z-manual.db
     """
-    from ..backup import restore_backup
-    from ..errors import PermissionDenied
+    from eset2fa.errors import PermissionDenied
+    from eset2fa.ops.backups import restore_backup
 
     inv = invocation(ctx)
     actor = inv.actor

@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import invocation
+from eset2fa.commands.invocation import invocation
 
 
 def doctor(ctx: typer.Context) -> None:
@@ -15,7 +15,7 @@ def doctor(ctx: typer.Context) -> None:
         eset2fa doctor
         eset2fa doctor --json
     """
-    from ..doctor import run_checks
+    from eset2fa.ops.doctor import run_checks
 
     inv = invocation(ctx)
     report = run_checks(inv.db_path)

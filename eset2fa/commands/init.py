@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import invocation, stdin_is_terminal
+from eset2fa.commands.invocation import invocation, stdin_is_terminal
 
 
 def init(
@@ -21,8 +21,8 @@ def init(
         eset2fa init
         printf '%s\\n' "$ADMIN_PASSWORD" | eset2fa --db /srv/2fa/eset2fa.db init --password-stdin
     """
-    from ..bootstrap import init_store
-    from ..passwords import validate
+    from eset2fa.accounts.passwords import validate
+    from eset2fa.ops.bootstrap import init_store
 
     inv = invocation(ctx)
     password = None

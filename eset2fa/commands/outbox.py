@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
 
 
 def outbox(
@@ -23,8 +23,8 @@ def outbox(
         eset2fa outbox --user alice
         eset2fa outbox --channel sms --json
     """
-    from ..permissions import covers_name
-    from ..transports.outbox import list_messages
+    from eset2fa.accounts.permissions import covers_name
+    from eset2fa.transports.outbox import list_messages
 
     inv = invocation(ctx)
     store = inv.store

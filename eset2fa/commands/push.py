@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
 
 app = typer.Typer(help="Push requests: send, wait, list, approve, reject.", no_args_is_help=True)
 
@@ -52,7 +52,7 @@ def send(
         eset2fa push send alice
         eset2fa push send alice --timeout 60 --json
     """
-    from ..push import send_and_wait
+    from eset2fa.twofactor.push_requests import send_and_wait
 
     inv = invocation(ctx)
     announce = announcer(inv, "Push request")
@@ -77,8 +77,8 @@ def list_(
         eset2fa push list --state pending
         eset2fa push list --user alice --json
     """
-    from ..errors import UsageError
-    from ..push import STATES, list_requests
+    from eset2fa.errors import UsageError
+    from eset2fa.twofactor.push_requests import STATES, list_requests
 
     if state is not None and state not in STATES:
         raise UsageError(f"Unknown state {state!r}.", f"Use one of {', '.join(STATES)}.")
@@ -97,7 +97,7 @@ def show(ctx: typer.Context, request_id: str = typer.Argument(..., help="Request
     Example:
         eset2fa push show K7Q-4M2 --json
     """
-    from ..push import get_request
+    from eset2fa.twofactor.push_requests import get_request
 
     inv = invocation(ctx)
     _show_one(inv, get_request(inv.store.conn, request_id))
@@ -120,7 +120,7 @@ def approve(
     Example:
         eset2fa push approve K7Q-4M2
     """
-    from ..push import approve as approve_request
+    from eset2fa.twofactor.push_requests import approve as approve_request
 
     inv = invocation(ctx)
     actor = inv.actor if token is None else None
@@ -135,7 +135,7 @@ def reject(ctx: typer.Context, request_id: str = typer.Argument(..., help="Reque
     Example:
         eset2fa push reject K7Q-4M2
     """
-    from ..push import reject as reject_request
+    from eset2fa.twofactor.push_requests import reject as reject_request
 
     inv = invocation(ctx)
     _show_one(inv, reject_request(inv.store, inv.actor, request_id))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from ..context import invocation
+from eset2fa.commands.invocation import invocation
 
 
 def print_qr(inv, uri: str, *, to_stderr: bool = False) -> None:
@@ -14,7 +14,7 @@ def print_qr(inv, uri: str, *, to_stderr: bool = False) -> None:
     """
     from rich.text import Text
 
-    from ..qr import terminal_lines
+    from eset2fa.twofactor.qr import terminal_lines
 
     console = inv.output.err if to_stderr else inv.output.out
     for line in terminal_lines(uri):
@@ -36,15 +36,15 @@ def qr(
         eset2fa qr alice
         eset2fa qr alice --svg alice.svg
     """
-    from .. import enrollment
-    from ..errors import UsageError
+    from eset2fa.errors import UsageError
+    from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
     if png is not None and svg is not None:
         raise UsageError("Give --png or --svg, not both.")
     result = enrollment.enrollment_uri(inv.store, inv.actor, name)
     if png is not None or svg is not None:
-        from ..qr import save
+        from eset2fa.twofactor.qr import save
 
         kind, target = ("png", png) if png is not None else ("svg", svg)
         written = save(result["uri"], target, kind)

@@ -2,7 +2,7 @@
 
 import typer
 
-from ..context import invocation
+from eset2fa.commands.invocation import invocation
 
 app = typer.Typer(help="Check SMS delivery.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ def test(
         eset2fa sms test +420601123456
         eset2fa sms test 601123456 --region CZ --text "hello" --json
     """
-    from ..sms import send_test_sms
+    from eset2fa.ops.sms_test import send_test_sms
 
     inv = invocation(ctx)
     result = send_test_sms(inv.store, inv.actor, phone, text, region)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..context import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
 
 app = typer.Typer(
     help="Manage console users, their permissions and two-factor state.", no_args_is_help=True
@@ -62,8 +62,8 @@ def add(
         printf '%s\\n' "$PW" | eset2fa user add bob --password-stdin
         eset2fa user add --from-file staff.csv --json
     """
-    from .. import users
-    from ..errors import UsageError
+    from eset2fa.accounts import console_users
+    from eset2fa.errors import UsageError
 
     inv = invocation(ctx)
     if from_file is not None:
@@ -76,10 +76,10 @@ def add(
         return
     if name is None:
         raise UsageError("Missing the user NAME.", "Example: eset2fa user add alice")
-    users.validate_name(name)
+    console_users.validate_name(name)
     actor = inv.actor
     password = inv.read_secret(f"Password for {name}", from_stdin=True) if password_stdin else None
-    status = users.add_user(inv.store, actor, name, group=group, password=password)
+    status = console_users.add_user(inv.store, actor, name, group=group, password=password)
     inv.output.result(
         status,
         lambda: inv.output.message(
@@ -89,7 +89,7 @@ def add(
 
 
 def _read_lines(source: str) -> list[str]:
-    from ..errors import NotFound
+    from eset2fa.errors import NotFound
 
     if source == "-":
         return sys.stdin.read().splitlines() if sys.stdin is not None else []  # None: closed
@@ -98,21 +98,23 @@ def _read_lines(source: str) -> list[str]:
     except FileNotFoundError:
         raise NotFound(f"No file {source!r}.", "Give a path to a file, or '-' for stdin.") from None
     except (OSError, UnicodeDecodeError) as exc:
-        from ..errors import UsageError
+        from eset2fa.errors import UsageError
 
         raise UsageError(f"Cannot read {source!r}: {exc}.") from None
 
 
 def _add_from_file(inv, source: str, group: str | None) -> None:
-    from .. import users
+    from eset2fa.accounts import console_users
 
     if group is not None:
-        users.validate_name(group, "group name")
-    entries, rejected = users.parse_user_lines(_read_lines(source))
+        console_users.validate_name(group, "group name")
+    entries, rejected = console_users.parse_user_lines(_read_lines(source))
     actor = inv.actor
     store = inv.store
     with inv.output.progress(len(entries), "Adding users") as advance:
-        results = users.add_users_bulk(store, actor, entries, default_group=group, progress=advance)
+        results = console_users.add_users_bulk(
+            store, actor, entries, default_group=group, progress=advance
+        )
     results = sorted(results + rejected, key=lambda r: r["line"])
     counts: dict[str, int] = {}
     for row in results:
@@ -155,10 +157,10 @@ def list_(
         eset2fa user list --state pending
         eset2fa user list --group ops --locked --json
     """
-    from .. import users
+    from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    rows = users.list_users(
+    rows = console_users.list_users(
         inv.store.conn,
         group=group,
         state=state.value if state else None,
@@ -193,10 +195,10 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="The user's na
     Example:
         eset2fa user show alice
     """
-    from .. import users
+    from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    details = users.user_details(inv.store.conn, name)
+    details = console_users.user_details(inv.store.conn, name)
 
     def human() -> None:
         grants = (
@@ -244,11 +246,11 @@ def status(
     Example:
         eset2fa user status alice --require active --require unlocked --json
     """
-    from .. import users
+    from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    result = users.user_status(inv.store.conn, name)
-    checks = {r.value: users.meets(result, r.value) for r in (require or [])}
+    result = console_users.user_status(inv.store.conn, name)
+    checks = {r.value: console_users.meets(result, r.value) for r in (require or [])}
     if checks:
         result["checks"] = checks
         result["ok"] = all(checks.values())
@@ -266,13 +268,13 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
     Example:
         eset2fa user delete bob --yes
     """
-    from .. import users
+    from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
     actor = inv.actor
-    users.get_user(inv.store.conn, name, "id")  # not found before asking
+    console_users.get_user(inv.store.conn, name, "id")  # not found before asking
     inv.confirm(f"Delete user {name}?")
-    result = users.delete_user(inv.store, actor, name)
+    result = console_users.delete_user(inv.store, actor, name)
     inv.output.result(result, lambda: inv.output.message(f"Deleted user {result['name']}"))
 
 
@@ -291,10 +293,12 @@ def grant(
         eset2fa user grant helpdesk --write-group ops
         eset2fa user grant carol --write alice
     """
-    from .. import users
+    from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    result = users.grant(inv.store, inv.actor, grantee, write_user=write, write_group=write_group)
+    result = console_users.grant(
+        inv.store, inv.actor, grantee, write_user=write, write_group=write_group
+    )
     inv.output.result(
         result,
         lambda: inv.output.message(
@@ -318,10 +322,12 @@ def revoke(
     Example:
         eset2fa user revoke helpdesk --write-group ops
     """
-    from .. import users
+    from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    result = users.revoke(inv.store, inv.actor, grantee, write_user=write, write_group=write_group)
+    result = console_users.revoke(
+        inv.store, inv.actor, grantee, write_user=write, write_group=write_group
+    )
     inv.output.result(
         result,
         lambda: inv.output.message(

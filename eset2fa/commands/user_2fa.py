@@ -8,8 +8,8 @@ from enum import StrEnum
 
 import typer
 
-from ..context import invocation
-from .user import _read_lines, app
+from eset2fa.commands.invocation import invocation
+from eset2fa.commands.user import _read_lines, app
 
 
 class Method(StrEnum):
@@ -18,15 +18,15 @@ class Method(StrEnum):
 
 
 def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str] | None:
-    from ..errors import UsageError
+    from eset2fa.errors import UsageError
 
     if from_file is None:
         return names or None
     if names:
         raise UsageError("Give NAMEs or --from-file, not both.")
-    from .. import users
+    from eset2fa.accounts import console_users
 
-    entries, rejected = users.parse_user_lines(_read_lines(from_file))
+    entries, rejected = console_users.parse_user_lines(_read_lines(from_file))
     if rejected:
         bad = ", ".join(f"line {r['line']}" for r in rejected[:5])
         raise UsageError(f"{from_file}: invalid user names ({bad}).", "One name per line.")
@@ -82,7 +82,7 @@ def enable(
     """
     import sys
 
-    from .. import enrollment
+    from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
     selected = _names_from(inv, names, from_file)
@@ -119,7 +119,7 @@ def enable(
                 )
             )
             if report.uri and show_qr:
-                from .qr import print_qr
+                from eset2fa.commands.qr import print_qr
 
                 print_qr(inv, report.uri)
                 inv.output.notice("Scan the code with the authenticator app, then enter a code.")
@@ -151,7 +151,7 @@ def disable(
         eset2fa user disable alice --yes
         eset2fa user disable --group contractors --yes --json
     """
-    from .. import enrollment
+    from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
     actor = inv.actor
@@ -187,7 +187,7 @@ def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
     Example:
         eset2fa user unlock alice
     """
-    from .. import enrollment
+    from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
     result = enrollment.unlock(inv.store, inv.actor, name)
@@ -213,7 +213,7 @@ def check_install(
     Example:
         eset2fa user check-install installer --json
     """
-    from .. import enrollment
+    from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
     result = enrollment.check_install(inv.store.conn, name)

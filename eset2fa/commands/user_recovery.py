@@ -2,13 +2,13 @@
 
 import typer
 
-from ..context import invocation, stdin_is_terminal
-from .user import app
+from eset2fa.commands.invocation import invocation, stdin_is_terminal
+from eset2fa.commands.user import app
 
 
 def _prompt_new_password(name: str) -> str | None:
     """A new password typed twice on the terminal; None (empty input) generates one."""
-    from ..passwords import validate
+    from eset2fa.accounts.passwords import validate
 
     typed = typer.prompt(
         f"New password for {name} (empty to generate one)",
@@ -46,17 +46,18 @@ def reset_password(
         eset2fa user reset-password Administrator
         printf '%s\\n' "$NEW_PASSWORD" | eset2fa user reset-password alice --password-stdin --json
     """
-    from .. import recovery, users
+    from eset2fa.accounts import console_users
+    from eset2fa.recovery import lost_phone
 
     inv = invocation(ctx)
     actor = inv.actor
-    users.get_user(inv.store.conn, name, "id")  # not found before asking for a password
+    console_users.get_user(inv.store.conn, name, "id")  # not found before asking for a password
     password = None
     if password_stdin:
         password = inv.read_secret(f"New password for {name}", from_stdin=True)
     elif stdin_is_terminal() and not inv.json_mode:
         password = _prompt_new_password(name)
-    result, generated = recovery.reset_password(inv.store, actor, name, password)
+    result, generated = lost_phone.reset_password(inv.store, actor, name, password)
 
     def human() -> None:
         inv.output.message(f"Password of [bold]{result['name']}[/] reset")
@@ -83,7 +84,7 @@ def _show_enrollment(inv, name: str, uri: str | None, show_qr: bool | None) -> N
     if show_qr is None:
         show_qr = sys.stdout.isatty()
     if show_qr:
-        from .qr import print_qr
+        from eset2fa.commands.qr import print_qr
 
         print_qr(inv, uri)
         inv.output.notice("Scan the code with the authenticator app, then enter a code.")
@@ -125,7 +126,7 @@ def reset_token(
         eset2fa user reset-token alice
         eset2fa user reset-token alice --confirm 12345678 --json
     """
-    from .. import token_reset
+    from eset2fa.recovery import token_reset
 
     inv = invocation(ctx)
     if confirm is None:
@@ -180,8 +181,8 @@ def recover(
         eset2fa user recover alice --lost-phone
         eset2fa user recover alice --lost-phone --yes --json
     """
-    from .. import recovery
-    from ..errors import UsageError
+    from eset2fa.errors import UsageError
+    from eset2fa.recovery.lost_phone import recover_lost_phone
 
     inv = invocation(ctx)
     if not lost_phone:
@@ -189,7 +190,7 @@ def recover(
             "Say what was lost: --lost-phone.",
             f"Example: eset2fa user recover {name} --lost-phone --yes",
         )
-    result = recovery.recover_lost_phone(inv.store, inv.actor, name, inv.confirm)
+    result = recover_lost_phone(inv.store, inv.actor, name, inv.confirm)
 
     def human() -> None:
         inv.output.message(f"Backup taken first: {result['backup']}")
@@ -226,7 +227,7 @@ def recovery_codes(
         eset2fa user recovery-codes alice --regenerate
         eset2fa user recovery-codes alice --json
     """
-    from .. import recovery_codes as codes_core
+    from eset2fa.recovery import codes as codes_core
 
     inv = invocation(ctx)
     if not regenerate:

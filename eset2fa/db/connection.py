@@ -10,8 +10,8 @@ import os
 import sqlite3
 from pathlib import Path
 
-from ..errors import NotFound, StorageError
-from .migrations import LATEST_VERSION, MIGRATIONS
+from eset2fa.db.migrations import LATEST_VERSION, MIGRATIONS
+from eset2fa.errors import NotFound, StorageError
 
 APPLICATION_ID = 0x45324641  # "E2FA": marks the file as ours in the SQLite header
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -71,7 +71,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 def _create_file(path: Path) -> bool:
     """Create an empty database file with mode 0600; False if another process won the race."""
-    from ..paths import ensure_private_dir
+    from eset2fa.paths import ensure_private_dir
 
     try:
         ensure_private_dir(path.parent)
@@ -149,7 +149,7 @@ def open_store(path: Path, *, create: bool = True) -> Store:
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply pending migrations in one write transaction; returns the names applied."""
-    from ..clock import now_iso
+    from eset2fa.clock import now_iso
 
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")  # persistent; cannot run inside a transaction

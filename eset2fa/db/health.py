@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .connection import LATEST_VERSION, Store
+from eset2fa.db.connection import LATEST_VERSION, Store
 
 
 def check_store(store: Store) -> dict:

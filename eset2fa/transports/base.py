@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from eset2fa.errors import UsageError
 
 if TYPE_CHECKING:
-    from ..db import Store
+    from eset2fa.db import Store
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class PushTransport:
 
 
 def _registry(kind: str) -> dict[str, type]:
-    from . import ntfy, outbox, sms_http
+    from eset2fa.transports import ntfy, outbox, sms_http
 
     registries: dict[str, dict[str, type]] = {
         "sms": {"outbox": outbox.OutboxSms, "http": sms_http.HttpSms},
@@ -65,7 +65,7 @@ def _registry(kind: str) -> dict[str, type]:
 
 
 def _pick(store: Store, kind: str):
-    from .. import config
+    from eset2fa.ops import config
 
     name = config.get(store.conn, f"{kind}.transport")
     registry = _registry(kind)

@@ -21,11 +21,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .. import __version__
-from ..errors import DeliveryFailed, UsageError
+from eset2fa import __version__
+from eset2fa.errors import DeliveryFailed, UsageError
 
 if TYPE_CHECKING:
-    from ..db import Store
+    from eset2fa.db import Store
 
 _BODY_SNIPPET = 200  # characters of a refusing gateway's answer worth showing
 
@@ -47,7 +47,7 @@ class DirectSession(requests.Session):
 
 def make_session(store: Store) -> DirectSession:
     """A direct session configured from `http.*` settings."""
-    from .. import config
+    from eset2fa.ops import config
 
     conn = store.conn
     timeout = (config.get(conn, "http.connect_timeout"), config.get(conn, "http.read_timeout"))

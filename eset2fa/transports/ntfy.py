@@ -15,7 +15,7 @@ carry the request ID shown at login. Two action buttons:
 Waiting: no inbound server. `wait_for_reply` polls `GET {server}/{reply_topic}/json?poll=1&since=`
 (first the request's creation time, then the last message ID seen) with `ntfy.poll_token` (or the
 publish token) every `ntfy.poll_interval` seconds and hands back the body of a message that names
-the request; `eset2fa.push` verifies it.
+the request; `eset2fa.twofactor.push_requests` verifies it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from .. import config
-from ..errors import DeliveryFailed
-from .base import Delivery, PushTransport
+from eset2fa.errors import DeliveryFailed
+from eset2fa.ops import config
+from eset2fa.transports.base import Delivery, PushTransport
 
 WHAT = "ntfy server"
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9-]")
@@ -66,7 +66,7 @@ class NtfyPush(PushTransport):
 
     def _http(self):
         if self._session is None:
-            from .http import make_session
+            from eset2fa.transports.http import make_session
 
             self._session = make_session(self.store)
         return self._session
@@ -113,7 +113,7 @@ class NtfyPush(PushTransport):
         }
 
     def send_push(self, request: dict) -> Delivery:
-        from .http import call
+        from eset2fa.transports.http import call
 
         message = self.message_for(request)
         tokens = self._secrets()
@@ -149,7 +149,7 @@ class NtfyPush(PushTransport):
         return queued.pop(0) if queued else None
 
     def _poll(self, request: dict) -> list[str]:
-        from .http import call
+        from eset2fa.transports.http import call
 
         conn = self.store.conn
         tokens = self._secrets()

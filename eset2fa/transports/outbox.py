@@ -15,8 +15,8 @@ import json
 import sqlite3
 import time
 
-from ..clock import now_iso
-from .base import Delivery, PushTransport, SmsTransport
+from eset2fa.clock import now_iso
+from eset2fa.transports.base import Delivery, PushTransport, SmsTransport
 
 SEALED_PLACEHOLDER = "(encrypted)"
 
@@ -70,7 +70,7 @@ class OutboxSms(SmsTransport):
     name = "outbox"
 
     def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
-        from ..keys import load_key
+        from eset2fa.secrets.keys import load_key
 
         master = load_key(self.store.conn, self.store.path, create=True)
         row_id = _store_message(self.store.conn, "sms", phone, user, text, seal_with=master)
@@ -131,7 +131,7 @@ def list_messages(
         sealed = item.pop("sealed")
         if sealed is not None:
             if master is None:
-                from ..keys import load_key
+                from eset2fa.secrets.keys import load_key
 
                 master = load_key(conn, db_path)
             context = sealed_context(item["channel"], item["recipient"])

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import config
-from ..errors import DeliveryFailed
-from .base import Delivery, SmsTransport
+from eset2fa.errors import DeliveryFailed
+from eset2fa.ops import config
+from eset2fa.transports.base import Delivery, SmsTransport
 
 WHAT = "SMS gateway"
 
@@ -160,7 +160,7 @@ class HttpSms(SmsTransport):
         return PRESETS[preset](self.store, phone, text)
 
     def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
-        from .http import call, http_failure, make_session, public_url
+        from eset2fa.transports.http import call, http_failure, make_session, public_url
 
         request = self.build(phone, text)
         # A gateway's error answer may echo the request: the message carries a reset code or an

@@ -101,7 +101,7 @@ def png_bytes(data: str, *, scale: int = 8) -> bytes:
 
 
 def save(data: str, path: Path, kind: str) -> Path:
-    from .errors import NotFound, StorageError
+    from eset2fa.errors import NotFound, StorageError
 
     path = Path(path)
     if not path.parent.is_dir():

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
-from .actors import Actor
-from .errors import NotFound, PermissionDenied
+from eset2fa.accounts.actors import Actor
+from eset2fa.errors import NotFound, PermissionDenied
 
 
 # NamedTuple, not a dataclass: this module is imported by `user status`, and creating a
@@ -106,7 +106,7 @@ def add_grant(
     conn: sqlite3.Connection, grantee_id: int, target_user_id: int | None, target_group: str | None
 ) -> bool:
     """True if the grant was new."""
-    from .clock import now_iso
+    from eset2fa.clock import now_iso
 
     cursor = conn.execute(
         "INSERT OR IGNORE INTO grants (actor_id, target_user_id, target_group, created_at)"

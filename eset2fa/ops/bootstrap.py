@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .db import Store, open_store
-from .errors import StateConflict
-from .users import ensure_administrator
+from eset2fa.accounts.console_users import ensure_administrator
+from eset2fa.db import Store, open_store
+from eset2fa.errors import StateConflict
 
 
 def init_store(path: Path, password: str | None) -> tuple[Store, str | None]:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import Eset2faError
+from eset2fa.errors import Eset2faError
 
 OK, WARNING, FAILED = "ok", "warning", "failed"
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
@@ -30,7 +30,7 @@ def _database(store) -> dict:
 
 
 def _key(store) -> dict:
-    from .keys import load_key
+    from eset2fa.secrets.keys import load_key
 
     has_key = store.conn.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone()
     if has_key is None:
@@ -44,7 +44,7 @@ def _key(store) -> dict:
 
 def configured_endpoints(conn) -> list[tuple[str, str | None, str]]:
     """(check name, URL or None when missing, the setting that holds it) for active transports."""
-    from . import config
+    from eset2fa.ops import config
 
     endpoints = []
     if config.get(conn, "sms.transport") == "http":
@@ -81,8 +81,8 @@ def reach(url: str, timeout: float) -> tuple[str, str]:
 
 def run_checks(db_path: Path) -> dict:
     """Every check; `ok` is False when any check failed (warnings do not count)."""
-    from . import config
-    from .db import open_store
+    from eset2fa.db import open_store
+    from eset2fa.ops import config
 
     checks = []
     try:

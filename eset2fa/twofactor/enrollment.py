@@ -14,11 +14,13 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from . import audit, permissions, totp
-from .actors import Actor
-from .clock import now_iso
-from .db import Store
-from .errors import NotFound, PermissionDenied, StateConflict, UsageError
+from eset2fa.accounts import permissions
+from eset2fa.accounts.actors import Actor
+from eset2fa.clock import now_iso
+from eset2fa.db import Store
+from eset2fa.errors import NotFound, PermissionDenied, StateConflict, UsageError
+from eset2fa.ops import audit_log
+from eset2fa.twofactor import totp
 
 METHODS = ("totp", "push")
 CHUNK = 5000
@@ -157,12 +159,12 @@ def enable(
     if method not in METHODS:
         raise UsageError(f"Unknown method {method!r}.", "Use --method totp or --method push.")
     if phone is not None:
-        from .phones import normalize_phone
+        from eset2fa.twofactor.phones import normalize_phone
 
         if not names or len(names) != 1:
             raise UsageError("--phone applies to one user at a time.", "Give exactly one NAME.")
         phone = normalize_phone(phone)
-    from . import config
+    from eset2fa.ops import config
 
     report = BulkReport()
     enabled_details = {"method": method}  # one object: the audit encodes it once
@@ -176,7 +178,7 @@ def enable(
         if method == "totp":
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-            from .keys import load_key
+            from eset2fa.secrets.keys import load_key
 
             key = load_key(conn, store.path, create=True)
             aead = AESGCM(key.key)
@@ -187,11 +189,11 @@ def enable(
                 and scope.covers(first["id"], first["group_name"])
                 and first["phone"] is not None
             ):
-                from .phones import immutable_error
+                from eset2fa.twofactor.phones import immutable_error
 
                 raise immutable_error(first["name"])
             todo: list[sqlite3.Row] = []
-            events: list[audit.AuditEvent] = []
+            events: list[audit_log.AuditEvent] = []
             for row in rows:
                 if not scope.covers(row["id"], row["group_name"]):
                     result = DENIED
@@ -203,18 +205,18 @@ def enable(
                 report.outcomes.append((row["name"], result))
                 details = enabled_details if result == ENABLED else None
                 events.append(
-                    audit.AuditEvent(actor.label, "user.enable", row["name"], result, details)
+                    audit_log.AuditEvent(actor.label, "user.enable", row["name"], result, details)
                 )
             secrets_by_id = _write_enabled(conn, todo, method, aead)
             if names and len(names) == 1 and len(todo) == 1:
                 single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
                 if phone is not None:
                     conn.execute("UPDATE users SET phone = ? WHERE id = ?", (phone, single["id"]))
-            audit.record_many(conn, events)
+            audit_log.record_many(conn, events)
             if progress:
                 progress(len(rows))
-        audit.record_many(
-            conn, (audit.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing)
+        audit_log.record_many(
+            conn, (audit_log.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing)
         )
         report.outcomes += [(name, NOT_FOUND) for name in missing]
 
@@ -235,7 +237,7 @@ def _write_enabled(
 
     `aead` is one AESGCM object for the whole run (None for push: no secret).
     """
-    from .keys import NONCE_BYTES
+    from eset2fa.secrets.keys import NONCE_BYTES
 
     enabled_at = now_iso()
     remember = len(rows) == 1  # a single enrollment shows its URI; bulk never keeps secrets
@@ -274,13 +276,13 @@ def reenroll(conn: sqlite3.Connection, store: Store, row: sqlite3.Row, method: s
     Also clears the replay step, the fail count and the lock, as `enable` does. The phone column
     is left to the caller.
     """
-    from . import config
+    from eset2fa.ops import config
 
     aead = None
     if method == "totp":
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        from .keys import load_key
+        from eset2fa.secrets.keys import load_key
 
         key = load_key(conn, store.path, create=True)
         aead = AESGCM(key.key)
@@ -313,9 +315,9 @@ def disable(
                 result = DISABLED
                 todo.append((row["id"],))
             results.append((row["name"], result))
-            events.append(audit.AuditEvent(actor.label, "user.disable", row["name"], result))
+            events.append(audit_log.AuditEvent(actor.label, "user.disable", row["name"], result))
         for name in missing:
-            events.append(audit.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
+            events.append(audit_log.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
             results.append((name, NOT_FOUND))
         conn.executemany(
             "UPDATE users SET method = NULL, state = 'disabled', secret = NULL, phone = NULL,"
@@ -326,7 +328,7 @@ def disable(
         # What belonged to the removed setup goes with it: a later enable starts clean.
         conn.executemany("DELETE FROM token_resets WHERE user_id = ?", todo)
         conn.executemany("DELETE FROM recovery_codes WHERE user_id = ?", todo)
-        audit.record_many(conn, events)
+        audit_log.record_many(conn, events)
     report.outcomes = results
     return report
 
@@ -352,7 +354,7 @@ def raise_for_single(report: BulkReport, name: str, action: str) -> dict:
 
 def unlock(store: Store, actor: Actor, name: str) -> dict:
     """Clear a lockout (needs Write permission over the user); resets the fail count."""
-    from .users import get_user
+    from eset2fa.accounts.console_users import get_user
 
     with store.write() as conn:
         row = get_user(conn, name, "id, name, group_name, locked, fail_count")
@@ -361,7 +363,7 @@ def unlock(store: Store, actor: Actor, name: str) -> dict:
             "UPDATE users SET locked = 0, locked_at = NULL, fail_count = 0 WHERE id = ?",
             (row["id"],),
         )
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "user.unlock",
@@ -374,7 +376,7 @@ def unlock(store: Store, actor: Actor, name: str) -> dict:
 
 def check_install(conn: sqlite3.Connection, name: str) -> dict:
     """SPEC S10: a user with 2FA enabled cannot run server-assisted installations (exit 6)."""
-    from .users import get_user
+    from eset2fa.accounts.console_users import get_user
 
     row = get_user(conn, name, "name, state")
     if row["state"] != "disabled":
@@ -388,8 +390,8 @@ def check_install(conn: sqlite3.Connection, name: str) -> dict:
 
 def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
     """The otpauth URI again, only while the user is pending (a new QR needs a token reset)."""
-    from . import config
-    from .users import get_user
+    from eset2fa.accounts.console_users import get_user
+    from eset2fa.ops import config
 
     row = get_user(store.conn, name, "id, name, group_name, state, method, secret")
     permissions.require_write(store.conn, actor, row)
@@ -405,5 +407,5 @@ def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
     secret = base64.b32encode(key.open(row["secret"], totp.secret_context(row["id"]))).decode()
     issuer = config.get(store.conn, "totp.issuer")
     with store.write() as conn:
-        audit.record(conn, actor.label, "user.qr", row["name"], "ok")
+        audit_log.record(conn, actor.label, "user.qr", row["name"], "ok")
     return {"name": row["name"], "uri": totp.provisioning_uri(secret, row["name"], issuer)}

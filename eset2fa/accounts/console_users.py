@@ -7,11 +7,12 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from . import audit, permissions
-from .actors import ADMINISTRATOR, Actor
-from .clock import now_iso
-from .db import Store
-from .errors import NotFound, PermissionDenied, StateConflict, UsageError
+from eset2fa.accounts import permissions
+from eset2fa.accounts.actors import ADMINISTRATOR, Actor
+from eset2fa.clock import now_iso
+from eset2fa.db import Store
+from eset2fa.errors import NotFound, PermissionDenied, StateConflict, UsageError
+from eset2fa.ops import audit_log
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 GROUP_PATTERN = NAME_PATTERN
@@ -142,7 +143,7 @@ def add_user(
         validate_name(group, "group name")
     password_hash = None
     if password is not None:
-        from .passwords import hash_password
+        from eset2fa.accounts.passwords import hash_password
 
         password_hash = hash_password(password)  # before the write lock: hashing takes ~50 ms
     with store.write() as conn:
@@ -152,7 +153,9 @@ def add_user(
                 f"A user named {name!r} already exists.", "Names are case-insensitive."
             )
         _insert(conn, name, group, password_hash)
-        audit.record(conn, actor.label, "user.add", name, "ok", {"group": group} if group else None)
+        audit_log.record(
+            conn, actor.label, "user.add", name, "ok", {"group": group} if group else None
+        )
     return user_status(store.conn, name)
 
 
@@ -219,7 +222,7 @@ def add_users_bulk(
             seen.add(key)
             rows.append((entry.name, group, created_at))
             events.append(
-                audit.AuditEvent(
+                audit_log.AuditEvent(
                     actor.label, "user.add", entry.name, "ok", {"group": group} if group else None
                 )
             )
@@ -231,7 +234,7 @@ def add_users_bulk(
             )
             if progress:
                 progress(len(rows[start : start + chunk]))
-        audit.record_many(conn, events)
+        audit_log.record_many(conn, events)
     return results
 
 
@@ -245,7 +248,7 @@ def delete_user(store: Store, actor: Actor, name: str) -> dict:
             )
         permissions.require_write(conn, actor, row)
         conn.execute("DELETE FROM users WHERE id = ?", (row["id"],))
-        audit.record(conn, actor.label, "user.delete", row["name"], "ok")
+        audit_log.record(conn, actor.label, "user.delete", row["name"], "ok")
     return {"name": row["name"], "deleted": True}
 
 
@@ -276,7 +279,7 @@ def grant(
         permissions.require_write(conn, actor, who)
         user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
         new = permissions.add_grant(conn, who["id"], user_id, group)
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "user.grant",
@@ -301,7 +304,7 @@ def revoke(
         permissions.require_write(conn, actor, who)
         user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
         permissions.remove_grant(conn, who["id"], user_id, group)
-        audit.record(conn, actor.label, "user.revoke", who["name"], "ok", {"write": label})
+        audit_log.record(conn, actor.label, "user.revoke", who["name"], "ok", {"write": label})
         grants = permissions.list_grants(conn, who["id"])
     return {"name": who["name"], "revoked": label, "grants": grants}
 
@@ -310,7 +313,7 @@ def ensure_administrator(store: Store, password: str | None = None) -> str | Non
     """Create the built-in Administrator if missing. Returns the generated password, if one was."""
     if store.execute("SELECT 1 FROM users WHERE builtin = 1").fetchone():
         return None
-    from .passwords import generate_password, hash_password
+    from eset2fa.accounts.passwords import generate_password, hash_password
 
     generated = None
     if password is None:
@@ -320,7 +323,7 @@ def ensure_administrator(store: Store, password: str | None = None) -> str | Non
         if conn.execute("SELECT 1 FROM users WHERE builtin = 1").fetchone():
             return None  # another process created it meanwhile
         _insert(conn, ADMINISTRATOR, None, password_hash, builtin=True)
-        audit.record(
+        audit_log.record(
             conn,
             "system",
             "store.init",

@@ -31,10 +31,10 @@ import weakref
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from . import audit
-from .clock import now_iso, to_iso, unix
-from .db import Store
-from .errors import EncryptionKeyError, Locked, NotFound, StateConflict
+from eset2fa.clock import now_iso, to_iso, unix
+from eset2fa.db import Store
+from eset2fa.errors import EncryptionKeyError, Locked, NotFound, StateConflict
+from eset2fa.ops import audit_log
 
 DIGITS = 6
 PERIOD_SECONDS = 30
@@ -139,7 +139,7 @@ class _CachedKey:
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        from .keys import NONCE_BYTES
+        from eset2fa.secrets.keys import NONCE_BYTES
 
         self.master = master
         self._aead = AESGCM(master.key)
@@ -158,7 +158,7 @@ def master_key(store: Store):
     """The store's master key, loaded and checked once per open store."""
     cached = _key_cache.get(store)
     if cached is None:
-        from .keys import load_key
+        from eset2fa.secrets.keys import load_key
 
         cached = _CachedKey(load_key(store.conn, store.path))
         _key_cache[store] = cached
@@ -207,7 +207,7 @@ _USER_QUERY = (
     "SELECT id, name, state, secret, fail_count, locked, last_step,"
     " (SELECT value FROM config WHERE key = 'totp.window') AS window,"
     " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures,"
-    f" ({audit.LAST_HASH_SQL}) AS last_hash"
+    f" ({audit_log.LAST_HASH_SQL}) AS last_hash"
     " FROM users WHERE name = ?"
 )
 
@@ -291,26 +291,28 @@ def verify_otp(
         found = conn.execute(_USER_QUERY, (name,)).fetchone()
         row = None if found is None else _UserRow._make(found)
         # The chain's last hash, read by the same statement (None: no row; audit.record reads it).
-        prev = None if row is None else row.last_hash or audit.GENESIS
+        prev = None if row is None else row.last_hash or audit_log.GENESIS
         if row is None:
-            audit.record(conn, actor or name, action, name, "unknown_user")
+            audit_log.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
         elif row.state == "disabled" or row.secret is None:
-            audit.record(conn, actor or row.name, action, row.name, "not_enabled", prev_hash=prev)
+            audit_log.record(
+                conn, actor or row.name, action, row.name, "not_enabled", prev_hash=prev
+            )
             refusal = StateConflict(
                 f"{row.name} has no one-time password enabled"
                 + (" (they approve push requests)." if row.state != "disabled" else "."),
                 f"Enable it with `eset2fa user enable {row.name} --method totp`.",
             )
         elif row.locked:
-            audit.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
+            audit_log.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
             refusal = Locked(
                 f"{row.name} is locked after too many wrong one-time passwords.",
                 f"An administrator can run `eset2fa user unlock {row.name}`.",
             )
         else:
             outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
-            audit.record(
+            audit_log.record(
                 conn,
                 actor or row.name,
                 action,

@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, audit
-from .actors import Actor, local_operator
-from .db import Store
-from .db import backup as files
-from .errors import EncryptionKeyError, NotFound, StateConflict, StorageError, UsageError
+from eset2fa import __version__
+from eset2fa.accounts.actors import Actor, local_operator
+from eset2fa.db import Store
+from eset2fa.db import snapshot as files
+from eset2fa.errors import EncryptionKeyError, NotFound, StateConflict, StorageError, UsageError
+from eset2fa.ops import audit_log
 
 BACKUP_DIRNAME = "backups"
 MANIFEST_FORMAT = 1
@@ -83,7 +84,7 @@ def _final_path(db_path: Path, to: Path | None, reason: str, moment: datetime) -
     db_path = Path(os.path.abspath(db_path))  # absolute paths in manifests, audit and output
     if to is None:
         folder = backup_dir(db_path)
-        from .paths import ensure_private_dir
+        from eset2fa.paths import ensure_private_dir
 
         ensure_private_dir(folder)
         return folder / name, True
@@ -116,7 +117,7 @@ def create_backup(
     not index contents; for very large stores). The default folder keeps the newest `backup.keep`
     backups of this database; a backup written elsewhere with `to` is never pruned.
     """
-    from . import config
+    from eset2fa.ops import config
 
     if check not in ("full", "quick"):
         raise UsageError(f"Unknown check {check!r}.", "Use 'full' or 'quick'.")
@@ -157,7 +158,7 @@ def create_backup(
     files.write_atomically(manifest_path(final), manifest.to_json())
     removed = prune(store) if in_default_dir else []
     with store.write() as conn:
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "db.backup",
@@ -200,7 +201,7 @@ def _remove_stale_partials(folder: Path) -> None:
 
 def prune(store: Store) -> list[str]:
     """Retention: keep the newest `backup.keep` backups in the default folder; returns removed."""
-    from . import config
+    from eset2fa.ops import config
 
     keep = config.get(store.conn, "backup.keep")
     backups = _own_backups(store.path)
@@ -260,8 +261,8 @@ def list_backups(store: Store | Path, *, verify: bool = True) -> list[dict]:
 
 def _validate_candidate(candidate: Path, db_path: Path, shown: Path) -> dict:
     """Refuse a file that is not an intact eset2fa store that the current key opens."""
-    from . import keys
-    from .db.connection import APPLICATION_ID, LATEST_VERSION
+    from eset2fa.db.connection import APPLICATION_ID, LATEST_VERSION
+    from eset2fa.secrets import keys
 
     files.verify_file(candidate, subject=str(shown))
     conn = files.open_read_only(candidate)
@@ -350,7 +351,7 @@ def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None =
     replaced database is kept as `<db>.replaced-<time>`. Other eset2fa processes must not be using
     the store meanwhile (README).
     """
-    from .db import open_store
+    from eset2fa.db import open_store
 
     actor = actor or local_operator()
     db_path = Path(os.path.abspath(store_path))
@@ -360,7 +361,7 @@ def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None =
     if backup_path.resolve() == db_path.resolve():
         raise UsageError("That is the live database itself, not a backup.", _LIST_HINT)
     _check_manifest(backup_path)
-    from .paths import ensure_private_dir
+    from eset2fa.paths import ensure_private_dir
 
     ensure_private_dir(db_path.parent)  # restoring onto a new machine: no store there yet
     moment = datetime.now(UTC)
@@ -380,7 +381,7 @@ def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None =
     store = open_store(db_path, create=False)  # migrates a backup from an older schema
     try:
         with store.write() as conn:
-            audit.record(
+            audit_log.record(
                 conn,
                 actor.label,
                 "db.restore",

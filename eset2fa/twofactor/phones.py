@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import audit
-from .errors import StateConflict, UsageError
+from eset2fa.errors import StateConflict, UsageError
+from eset2fa.ops import audit_log
 
 _HINT = "Give the number in international form, e.g. +420601123456 (country code first)."
 
@@ -43,4 +43,4 @@ def store_phone(conn: sqlite3.Connection, actor: str, row: sqlite3.Row, phone: s
     )
     if cursor.rowcount != 1:
         raise immutable_error(row["name"])
-    audit.record(conn, actor, "user.phone", row["name"], "ok")
+    audit_log.record(conn, actor, "user.phone", row["name"], "ok")

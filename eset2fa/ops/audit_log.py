@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .clock import now_iso
+from eset2fa.clock import now_iso
 
 GENESIS = "0" * 64
 

@@ -28,13 +28,13 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from . import audit, config
-from .actors import Actor
-from .clock import now, to_iso
-from .db import Store
-from .errors import DeliveryFailed, NotFound, PushDenied, PushRateLimited, StateConflict
-from .permissions import require_write
-from .users import get_user
+from eset2fa.accounts.actors import Actor
+from eset2fa.accounts.console_users import get_user
+from eset2fa.accounts.permissions import require_write
+from eset2fa.clock import now, to_iso
+from eset2fa.db import Store
+from eset2fa.errors import DeliveryFailed, NotFound, PushDenied, PushRateLimited, StateConflict
+from eset2fa.ops import audit_log, config
 
 STATES = ("pending", "approved", "rejected", "expired")
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
@@ -75,7 +75,7 @@ def normalize_id(text: str) -> str:
 
 def _approval_key(store: Store, *, create: bool) -> bytes | None:
     """The HMAC key, sealed in the store; created (with the master key) on first use."""
-    from .keys import load_key
+    from eset2fa.secrets.keys import load_key
 
     conn = store.conn
     row = conn.execute("SELECT secret FROM config WHERE key = ?", (APPROVAL_KEY,)).fetchone()
@@ -175,7 +175,7 @@ def create_request(
             (user["id"], to_iso(moment - timedelta(seconds=window))),
         ).fetchone()[0]
         if recent >= limit:
-            audit.record(
+            audit_log.record(
                 conn, actor.label, "push.request", user["name"], "rate-limited",
                 {"recent": recent, "limit": limit, "window_seconds": window},
             )  # fmt: skip
@@ -210,7 +210,7 @@ def create_request(
             token = (
                 f"{request_id}.{expires_unix}.{nonce}.{_mac(key, request_id, expires_unix, nonce)}"
             )
-            audit.record(
+            audit_log.record(
                 conn, actor.label, "push.request", user["name"], "ok",
                 {"request": request_id, "timeout_seconds": seconds, "transport": transport},
             )  # fmt: skip
@@ -274,7 +274,7 @@ def approve_with_token(store: Store, token: str, *, request_id: str | None = Non
                 " WHERE id = ? AND state = 'pending'",
                 (to_iso(now()), token_id),
             )
-        audit.record(
+        audit_log.record(
             conn,
             "push-token",
             "push.approve",
@@ -307,7 +307,7 @@ def _decide(store: Store, actor: Actor, request_id: str, state: str) -> dict:
             (state, to_iso(now()), actor.label, row["id"]),
         )
         action = "push.approve" if state == "approved" else "push.reject"
-        audit.record(conn, actor.label, action, row["user"], "ok", {"request": row["id"]})
+        audit_log.record(conn, actor.label, action, row["user"], "ok", {"request": row["id"]})
     return get_request(store.conn, row["id"])
 
 
@@ -332,7 +332,7 @@ def _expire(store: Store, request_id: str, reason: str) -> None:
         )
         if cursor.rowcount:
             user = _row(conn, request_id)["user"]
-            audit.record(
+            audit_log.record(
                 conn,
                 "eset2fa",
                 "push.expire",
@@ -361,7 +361,7 @@ def send_and_wait(
     `on_created` gets the request (without its token) before the push goes out, so the caller can
     show the request ID the user must see in the push.
     """
-    from .transports import push_transport
+    from eset2fa.transports import push_transport
 
     transport = push_transport(store)
     request = create_request(store, actor, name, timeout=timeout, transport=transport.name)
@@ -374,13 +374,13 @@ def send_and_wait(
         except DeliveryFailed as error:
             _expire(store, request_id, "delivery failed")
             with store.write() as conn:
-                audit.record(
+                audit_log.record(
                     conn, actor.label, "push.send", request["user"], "failed",
                     {"request": request_id, "error": error.message},
                 )  # fmt: skip
             raise
         with store.write() as conn:
-            audit.record(
+            audit_log.record(
                 conn, actor.label, "push.send", request["user"], "ok",
                 {"request": request_id, "transport": delivery.transport},
             )  # fmt: skip

@@ -16,10 +16,12 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from . import audit, keys, totp
-from .actors import Actor
-from .db import Store
-from .errors import EncryptionKeyError, StateConflict
+from eset2fa.accounts.actors import Actor
+from eset2fa.db import Store
+from eset2fa.errors import EncryptionKeyError, StateConflict
+from eset2fa.ops import audit_log
+from eset2fa.secrets import keys
+from eset2fa.twofactor import totp
 
 CHUNK = 5000
 
@@ -86,7 +88,7 @@ def _reseal_settings(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
 
 
 def _reseal_outbox(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
-    from .transports.outbox import sealed_context
+    from eset2fa.transports.outbox import sealed_context
 
     rows = conn.execute(
         "SELECT id, channel, recipient, sealed FROM outbox WHERE sealed IS NOT NULL"
@@ -102,7 +104,7 @@ def _reseal_outbox(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
 
 def rekey(store: Store, actor: Actor) -> RekeyReport:
     """Re-encrypt user and setting secrets with a fresh key and put it where the old one was."""
-    from .permissions import require_admin
+    from eset2fa.accounts.permissions import require_admin
 
     require_admin(actor, "rotate the encryption key")
     undo = None
@@ -124,7 +126,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
                 "('key_source', ?), ('key_fingerprint', ?)",
                 (base64.b64encode(check).decode(), new.source, new.fingerprint),
             )
-            audit.record(
+            audit_log.record(
                 conn,
                 actor.label,
                 "db.rekey",

@@ -24,11 +24,12 @@ import secrets
 import sqlite3
 from datetime import timedelta
 
-from . import audit, permissions, users
-from .actors import Actor
-from .clock import now, now_iso, to_iso
-from .db import Store
-from .errors import CheckFailed, DeliveryFailed, Eset2faError, StateConflict
+from eset2fa.accounts import console_users, permissions
+from eset2fa.accounts.actors import Actor
+from eset2fa.clock import now, now_iso, to_iso
+from eset2fa.db import Store
+from eset2fa.errors import CheckFailed, DeliveryFailed, Eset2faError, StateConflict
+from eset2fa.ops import audit_log
 
 CODE_DIGITS = 8
 _COLUMNS = "id, name, group_name, builtin, state, method, phone"
@@ -78,15 +79,15 @@ def has_pending_reset(conn: sqlite3.Connection, user_id: int) -> bool:
 
 def request_reset(store: Store, actor: Actor, name: str) -> dict:
     """Back up, send a verification code by SMS to NAME's stored phone, record its hash."""
-    from . import config
-    from .recovery import backup_first
-    from .transports import sms_transport
+    from eset2fa.ops import config
+    from eset2fa.recovery.lost_phone import backup_first
+    from eset2fa.transports import sms_transport
 
-    target = users.get_user(store.conn, name, _COLUMNS)
+    target = console_users.get_user(store.conn, name, _COLUMNS)
     permissions.require_write(store.conn, actor, target)
     _check_resettable(target)
     # The new secret needs the key at confirmation: without it, send no code (exit 9 now).
-    from .totp import master_key
+    from eset2fa.twofactor.totp import master_key
 
     master_key(store)
     backup_path = backup_first(store, f"reset-token {target['name']}", actor)
@@ -105,7 +106,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
         delivery = transport.send_sms(phone, text, user=target["name"])
     except DeliveryFailed as error:
         with store.write() as conn:
-            audit.record(
+            audit_log.record(
                 conn,
                 actor.label,
                 "user.reset-token",
@@ -136,7 +137,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
                 backup_path,
             ),
         )
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "user.reset-token",
@@ -164,17 +165,17 @@ def confirm_reset(
     the caller has already authenticated NAME themselves (`auth login`). Raises StateConflict (no
     pending reset) or CheckFailed (wrong, expired or exhausted code; every attempt is counted).
     """
-    from . import config
-    from .enrollment import reenroll
+    from eset2fa.ops import config
+    from eset2fa.twofactor.enrollment import reenroll
 
     if actor is not None:
-        target = users.get_user(store.conn, name, _COLUMNS)
+        target = console_users.get_user(store.conn, name, _COLUMNS)
         permissions.require_write(store.conn, actor, target)
     given = _normalize(code)
     refusal: Eset2faError | None = None
     result: dict | None = None
     with store.write() as conn:
-        target = users.get_user(conn, name, _COLUMNS)
+        target = console_users.get_user(conn, name, _COLUMNS)
         if actor is not None:
             permissions.require_write(conn, actor, target)
         reset = conn.execute(
@@ -184,14 +185,16 @@ def confirm_reset(
         ).fetchone()
         max_attempts = config.get(conn, "reset.max_attempts")
         if reset is None:
-            audit.record(conn, actor_label, "user.reset-token.confirm", target["name"], "none")
+            audit_log.record(conn, actor_label, "user.reset-token.confirm", target["name"], "none")
             refusal = StateConflict(
                 f"{target['name']} has no pending token reset.",
                 f"Start one (a code is sent by SMS): eset2fa user reset-token {target['name']}",
             )
         elif now_iso() >= reset["expires_at"]:
             conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
-            audit.record(conn, actor_label, "user.reset-token.confirm", target["name"], "expired")
+            audit_log.record(
+                conn, actor_label, "user.reset-token.confirm", target["name"], "expired"
+            )
             refusal = CheckFailed(
                 f"The token reset code for {target['name']} has expired; the reset is cancelled.",
                 f"Send a new code: eset2fa user reset-token {target['name']}",
@@ -201,7 +204,7 @@ def confirm_reset(
         ):
             conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
             uri = reenroll(conn, store, target, "totp")
-            audit.record(
+            audit_log.record(
                 conn,
                 actor_label,
                 "user.reset-token.confirm",
@@ -226,7 +229,7 @@ def confirm_reset(
                     "UPDATE token_resets SET attempts = ? WHERE user_id = ?",
                     (attempts, target["id"]),
                 )
-            audit.record(
+            audit_log.record(
                 conn,
                 actor_label,
                 "user.reset-token.confirm",

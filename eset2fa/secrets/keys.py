@@ -21,7 +21,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EncryptionKeyError
+from eset2fa.errors import EncryptionKeyError
 
 ENV_VAR = "ESET2FA_KEY"
 KEYRING_SERVICE = "eset2fa"

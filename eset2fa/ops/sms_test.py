@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from . import audit
-from .actors import Actor
-from .db import Store
-from .errors import DeliveryFailed, PermissionDenied
-from .phones import normalize_phone
+from eset2fa.accounts.actors import Actor
+from eset2fa.db import Store
+from eset2fa.errors import DeliveryFailed, PermissionDenied
+from eset2fa.ops import audit_log
+from eset2fa.twofactor.phones import normalize_phone
 
 DEFAULT_TEST_TEXT = "eset2fa test message: your SMS gateway works."
 
@@ -15,7 +15,7 @@ def send_test_sms(
     store: Store, actor: Actor, phone: str, text: str | None = None, region: str | None = None
 ) -> dict:
     """Send one SMS through the configured transport; audit `sms.test` either way."""
-    from .transports import sms_transport
+    from eset2fa.transports import sms_transport
 
     if not actor.is_admin:
         raise PermissionDenied(
@@ -27,7 +27,7 @@ def send_test_sms(
         delivery = transport.send_sms(number, text or DEFAULT_TEST_TEXT)
     except DeliveryFailed as error:
         with store.write() as conn:
-            audit.record(
+            audit_log.record(
                 conn,
                 actor.label,
                 "sms.test",
@@ -37,7 +37,7 @@ def send_test_sms(
             )
         raise
     with store.write() as conn:
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "sms.test",

@@ -15,9 +15,12 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import audit, recovery_codes, token_reset, totp
-from .db import Store
-from .errors import CheckFailed, DeliveryFailed, Locked, UsageError
+from eset2fa.db import Store
+from eset2fa.errors import CheckFailed, DeliveryFailed, Locked, UsageError
+from eset2fa.ops import audit_log
+from eset2fa.recovery import codes as recovery_codes
+from eset2fa.recovery import token_reset
+from eset2fa.twofactor import totp
 
 OTP_ATTEMPTS = 3  # prompts per login; every wrong one counts toward the lockout
 PHONE_ATTEMPTS = 3
@@ -33,7 +36,7 @@ class LoginCallbacks:
 
 def pending_uri(store: Store, row) -> str:
     """The enrollment URI of a pending TOTP user (no permission check: the user themselves)."""
-    from . import config
+    from eset2fa.ops import config
 
     secret = totp.master_key(store).open(row["secret"], totp.secret_context(row["id"]))
     issuer = config.get(store.conn, "totp.issuer")
@@ -44,12 +47,12 @@ _LOGIN_COLUMNS = "id, name, password_hash, state, method, secret, phone, locked"
 
 
 def _check_password(store: Store, name: str, password: str):
-    from .passwords import verify_password
+    from eset2fa.accounts.passwords import verify_password
 
     row = store.execute(f"SELECT {_LOGIN_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
-        audit.record(
+        audit_log.record(
             conn,
             row["name"] if row else name,
             "auth.login",
@@ -70,7 +73,7 @@ def _check_password(store: Store, name: str, password: str):
 
 
 def _enroll_phone(store: Store, row, callbacks: LoginCallbacks) -> str:
-    from .phones import normalize_phone, store_phone
+    from eset2fa.twofactor.phones import normalize_phone, store_phone
 
     for attempt in range(1, PHONE_ATTEMPTS + 1):
         typed = callbacks.ask_phone("Phone number for the enrollment link (international form)")
@@ -87,7 +90,7 @@ def _enroll_phone(store: Store, row, callbacks: LoginCallbacks) -> str:
 
 
 def _send_link(store: Store, name: str, phone: str, uri: str, callbacks: LoginCallbacks) -> None:
-    from .transports import sms_transport
+    from eset2fa.transports import sms_transport
 
     text = f"Two-factor enrollment for {name}: open this link with your authenticator app: {uri}"
     try:
@@ -130,7 +133,7 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
         callbacks.notice(f"{row['name']} has no two-factor authentication: password only.")
         return {"name": row["name"], "state": "disabled", "second_factor": None}
     if row["method"] == "push":
-        from .actors import Actor
+        from eset2fa.accounts.actors import Actor
 
         def announce(request: dict) -> None:
             callbacks.notice(
@@ -183,7 +186,7 @@ def _issue_recovery_codes(store: Store, row, callbacks: LoginCallbacks) -> None:
 
     With them a user who loses the phone can still log in once, without an administrator.
     """
-    from .actors import Actor
+    from eset2fa.accounts.actors import Actor
 
     _, codes = recovery_codes.regenerate(
         store, Actor(label=row["name"], user_id=row["id"]), row["name"]
@@ -209,9 +212,9 @@ def push_login(
     `pending` user `active`, as the first valid OTP does for TOTP. Raises PushDenied (exit 8) when
     the push is rejected or expires, DeliveryFailed (7) when it cannot be sent.
     """
-    from . import push
-    from .clock import now_iso
-    from .errors import NotFound, PushDenied, StateConflict
+    from eset2fa.clock import now_iso
+    from eset2fa.errors import NotFound, PushDenied, StateConflict
+    from eset2fa.twofactor import push_requests
 
     row = store.execute(
         "SELECT id, name, method, state, locked FROM users WHERE name = ?", (name,)
@@ -227,12 +230,12 @@ def push_login(
     if row["locked"]:
         raise Locked(f"{row['name']} is locked.", "An administrator can run `eset2fa user unlock`.")
     try:
-        request = push.send_and_wait(
+        request = push_requests.send_and_wait(
             store, actor, row["name"], timeout=timeout, on_created=on_created
         )
     except PushDenied as denied:
         with store.write() as conn:
-            audit.record(conn, actor.label, "auth.push", row["name"], "denied")
+            audit_log.record(conn, actor.label, "auth.push", row["name"], "denied")
         raise denied
     with store.write() as conn:
         state = conn.execute("SELECT state FROM users WHERE id = ?", (row["id"],)).fetchone()[0]
@@ -242,5 +245,7 @@ def push_login(
                 (now_iso(), row["id"]),
             )
             state = "active"
-        audit.record(conn, actor.label, "auth.push", row["name"], "ok", {"request": request["id"]})
+        audit_log.record(
+            conn, actor.label, "auth.push", row["name"], "ok", {"request": request["id"]}
+        )
     return {**request, "state": state}

@@ -14,12 +14,12 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from . import audit
-from .actors import Actor
-from .clock import now_iso
-from .db import Store
-from .errors import NotFound, UsageError
-from .permissions import require_admin
+from eset2fa.accounts.actors import Actor
+from eset2fa.accounts.permissions import require_admin
+from eset2fa.clock import now_iso
+from eset2fa.db import Store
+from eset2fa.errors import NotFound, UsageError
+from eset2fa.ops import audit_log
 
 NUMBER_LIMIT = 1_000_000_000  # no numeric setting means more (seconds: ~31 years)
 
@@ -220,7 +220,7 @@ def get_secret(store: Store, key: str) -> str | None:
     row = store.execute("SELECT secret FROM config WHERE key = ?", (key,)).fetchone()
     if row is None or row[0] is None:
         return None
-    from .keys import load_key
+    from eset2fa.secrets.keys import load_key
 
     return load_key(store.conn, store.path).open(row[0], f"config:{key}").decode()
 
@@ -235,7 +235,7 @@ def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
             " updated_at = excluded.updated_at",
             (key, value, now_iso()),
         )
-        audit.record(conn, actor.label, "config.set", key, "ok", {"value": value})
+        audit_log.record(conn, actor.label, "config.set", key, "ok", {"value": value})
     return {"key": key, "value": _typed(setting_for(key), value)}
 
 
@@ -246,7 +246,7 @@ def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
         raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
     if not value:
         raise UsageError(f"The value for {key} is empty.")
-    from .keys import load_key
+    from eset2fa.secrets.keys import load_key
 
     with store.write() as conn:
         master = load_key(conn, store.path, create=True)
@@ -256,7 +256,7 @@ def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
             " updated_at = excluded.updated_at",
             (key, master.seal(value.encode(), f"config:{key}"), now_iso()),
         )
-        audit.record(conn, actor.label, "config.set-secret", key, "ok")
+        audit_log.record(conn, actor.label, "config.set-secret", key, "ok")
     return {"key": key, "secret": "set"}
 
 
@@ -267,7 +267,7 @@ def unset(store: Store, actor: Actor, key: str) -> dict:
         cursor = conn.execute("DELETE FROM config WHERE key = ?", (key,))
         if cursor.rowcount == 0:
             raise NotFound(f"{key} is not set.", "It already has its default value.")
-        audit.record(conn, actor.label, "config.unset", key, "ok")
+        audit_log.record(conn, actor.label, "config.unset", key, "ok")
     return {"key": key, "value": setting_for(key).default}
 
 

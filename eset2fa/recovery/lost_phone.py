@@ -10,17 +10,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from . import audit, permissions, users
-from .actors import Actor
-from .db import Store
-from .errors import Eset2faError, StateConflict, StorageError
+from eset2fa.accounts import console_users, permissions
+from eset2fa.accounts.actors import Actor
+from eset2fa.db import Store
+from eset2fa.errors import Eset2faError, StateConflict, StorageError
+from eset2fa.ops import audit_log
 
 USER_COLUMNS = "id, name, group_name, builtin, state"
 
 
 def backup_first(store: Store, reason: str, actor: Actor | None = None) -> str:
     """Take a verified backup before a recovery step; its path, or StorageError (nothing done)."""
-    from .backup import create_backup
+    from eset2fa.ops.backups import create_backup
 
     hint = (
         "Nothing was changed. Fix what stopped the backup (disk space, permissions of the backups/ "
@@ -59,9 +60,9 @@ def reset_password(
     user only the password changes. Returns (result, generated password or None); the generated
     password is never part of the result, so it cannot end up in --json output or the audit log.
     """
-    from .passwords import generate_password, hash_password
+    from eset2fa.accounts.passwords import generate_password, hash_password
 
-    target = users.get_user(store.conn, name, USER_COLUMNS)
+    target = console_users.get_user(store.conn, name, USER_COLUMNS)
     permissions.require_write(store.conn, actor, target)
     generated = None
     if password is None:
@@ -69,7 +70,7 @@ def reset_password(
     password_hash = hash_password(password)  # validates the length before anything is written
     backup_path = backup_first(store, f"reset-password {target['name']}", actor)
     with store.write() as conn:
-        target = users.get_user(conn, name, USER_COLUMNS)  # re-read under the write lock
+        target = console_users.get_user(conn, name, USER_COLUMNS)  # re-read under the write lock
         permissions.require_write(conn, actor, target)
         conn.execute(
             "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, target["id"])
@@ -78,7 +79,7 @@ def reset_password(
         if disable:
             _disable_two_factor(conn, target["id"])
         two_factor = "disabled" if disable else "unchanged"
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "user.reset-password",
@@ -91,7 +92,7 @@ def reset_password(
                 "previous_state": target["state"],
             },
         )
-        status = users.user_status(conn, target["name"])
+        status = console_users.user_status(conn, target["name"])
     result = {
         "name": target["name"],
         "backup": backup_path,
@@ -115,10 +116,10 @@ def recover_lost_phone(
     pending token reset and unused recovery codes are dropped (they belonged to the lost setup).
     Returns the backup path and the new enrollment (its otpauth URI for TOTP).
     """
-    from .enrollment import reenroll
+    from eset2fa.twofactor.enrollment import reenroll
 
     columns = "id, name, group_name, builtin, state, method, phone, locked"
-    target = users.get_user(store.conn, name, columns)
+    target = console_users.get_user(store.conn, name, columns)
     permissions.require_write(store.conn, actor, target)
     _require_two_factor(target)
     confirm(
@@ -126,18 +127,18 @@ def recover_lost_phone(
         "stops working now and a new enrollment starts."
     )
     if target["method"] == "totp":
-        from .totp import master_key
+        from eset2fa.twofactor.totp import master_key
 
         master_key(store)  # a missing or wrong key stops here (exit 9), before the backup
     backup_path = backup_first(store, f"recover {target['name']}", actor)
     with store.write() as conn:
-        target = users.get_user(conn, name, columns)  # re-read under the write lock
+        target = console_users.get_user(conn, name, columns)  # re-read under the write lock
         permissions.require_write(conn, actor, target)
         _require_two_factor(target)
         method = target["method"]
         _disable_two_factor(conn, target["id"])
         uri = reenroll(conn, store, target, method)
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "user.recover",

@@ -1,6 +1,6 @@
 """File-level backup helpers: an online snapshot copy, integrity checks, atomic private files.
 
-Nothing here knows about manifests, retention or the audit log (that is `eset2fa.backup`); these
+Nothing here knows about manifests, retention or the audit log (`eset2fa.ops.backups` does); these
 are the SQLite and file-system steps that make a backup consistent and crash-safe:
 
 - the copy is taken with SQLite's online backup API inside ONE read transaction on the source, so
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import StorageError
-from .connection import BUSY_TIMEOUT_SECONDS
+from eset2fa.db.connection import BUSY_TIMEOUT_SECONDS
+from eset2fa.errors import StorageError
 
 PARTIAL_MARK = ".partial-"
 # Pages copied per backup step (4 KiB pages: 16 MiB). Steps only pace the progress callback; the

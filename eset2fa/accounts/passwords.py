@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from .errors import UsageError
+from eset2fa.errors import UsageError
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024

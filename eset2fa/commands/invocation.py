@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .actors import Actor, local_operator
-from .errors import UsageError
-from .output import Output
+from eset2fa.accounts.actors import Actor, local_operator
+from eset2fa.errors import UsageError
+from eset2fa.output import Output
 
 # The largest number a counting or waiting option accepts (--limit, --timeout): larger ones
 # overflow SQLite integers and datetime arithmetic (config.NUMBER_LIMIT is the same for settings).
@@ -57,7 +57,7 @@ class Invocation:
 
     def _open_store(self):
         if self._store is None:
-            from .db import open_store
+            from eset2fa.db import open_store
 
             self._store = open_store(self.db_path)
             if self._store.created:
@@ -68,7 +68,7 @@ class Invocation:
         """First use: create the Administrator with a generated password, shown once."""
         from rich.markup import escape
 
-        from .users import ensure_administrator
+        from eset2fa.accounts.console_users import ensure_administrator
 
         generated = ensure_administrator(self._store)
         self.output.notice(f"Created a new eset2fa store at {escape(str(self.db_path))}")
@@ -93,7 +93,7 @@ class Invocation:
             if self.as_name is None:
                 self._actor = local_operator()
             else:
-                from .authn import authenticate_actor
+                from eset2fa.accounts.acting_user import authenticate_actor
 
                 password = self.read_secret(
                     f"Password for {self.as_name}", from_stdin=self.as_password_stdin

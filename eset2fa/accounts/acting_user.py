@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import audit
-from .actors import Actor
-from .db import Store
-from .errors import Locked, PermissionDenied, StateConflict, UsageError
+from eset2fa.accounts.actors import Actor
+from eset2fa.db import Store
+from eset2fa.errors import Locked, PermissionDenied, StateConflict, UsageError
+from eset2fa.ops import audit_log
 
 
 def authenticate_actor(
@@ -24,7 +24,7 @@ def authenticate_actor(
     through `verify_otp`, so wrong codes count toward NAME's lockout like any login.
     The error does not say whether the name exists, so `--as` cannot be used to probe names.
     """
-    from .passwords import verify_password
+    from eset2fa.accounts.passwords import verify_password
 
     row = store.execute(
         "SELECT id, name, password_hash, builtin, locked, state FROM users WHERE name = ?",
@@ -32,7 +32,7 @@ def authenticate_actor(
     ).fetchone()
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
-        audit.record(
+        audit_log.record(
             conn, f"as:{name}", "auth.actor", row["name"] if row else name, "ok" if ok else "failed"
         )
     if not ok or row is None:
@@ -56,7 +56,7 @@ def authenticate_actor(
 def _second_factor(
     store: Store, name: str, otp: str | None, ask_otp: Callable[[str], str] | None
 ) -> None:
-    from .totp import verify_otp
+    from eset2fa.twofactor.totp import verify_otp
 
     if otp is None:
         if ask_otp is None:

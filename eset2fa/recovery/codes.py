@@ -18,12 +18,13 @@ import hmac
 import secrets
 import sqlite3
 
-from . import audit, permissions, users
-from .actors import Actor
-from .clock import now_iso
-from .db import Store
-from .errors import Eset2faError, Locked, NotFound, StateConflict
-from .totp import DEFAULT_MAX_FAILURES, VerifyResult
+from eset2fa.accounts import console_users, permissions
+from eset2fa.accounts.actors import Actor
+from eset2fa.clock import now_iso
+from eset2fa.db import Store
+from eset2fa.errors import Eset2faError, Locked, NotFound, StateConflict
+from eset2fa.ops import audit_log
+from eset2fa.twofactor.totp import DEFAULT_MAX_FAILURES, VerifyResult
 
 COUNT = 10
 # Crockford's base32: no I, L, O, U, so a code read aloud or copied by hand survives.
@@ -57,7 +58,7 @@ def _new_code() -> str:
 def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
     """Replace NAME's recovery codes with 10 new ones; (result, the codes: shown once only)."""
     with store.write() as conn:
-        target = users.get_user(conn, name, "id, name, group_name, state")
+        target = console_users.get_user(conn, name, "id, name, group_name, state")
         if actor.user_id != target["id"]:  # a user (password + OTP) may renew their own codes
             permissions.require_write(conn, actor, target)
         if target["state"] == "disabled":
@@ -77,7 +78,7 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
             "INSERT INTO recovery_codes (user_id, code_hash, salt, created_at) VALUES (?, ?, ?, ?)",
             [(target["id"], _hash(salt, normalize(code)), salt, created) for code in codes],
         )
-        audit.record(
+        audit_log.record(
             conn,
             actor.label,
             "user.recovery-codes",
@@ -90,7 +91,7 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
 
 def remaining(store: Store, actor: Actor, name: str) -> dict:
     """How many unused recovery codes NAME has (never the codes)."""
-    target = users.get_user(store.conn, name, "id, name, group_name")
+    target = console_users.get_user(store.conn, name, "id, name, group_name")
     permissions.require_write(store.conn, actor, target)
     (unused,) = store.execute(
         "SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
@@ -117,23 +118,23 @@ def use_recovery_code(
             (name,),
         ).fetchone()
         if row is None:
-            audit.record(conn, actor or name, action, name, "unknown_user")
+            audit_log.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
         elif row["state"] == "disabled":
-            audit.record(conn, actor or row["name"], action, row["name"], "not_enabled")
+            audit_log.record(conn, actor or row["name"], action, row["name"], "not_enabled")
             refusal = StateConflict(
                 f"{row['name']} has no two-factor authentication.",
                 "Recovery codes stand in for the second factor only.",
             )
         elif row["locked"]:
-            audit.record(conn, actor or row["name"], action, row["name"], "locked")
+            audit_log.record(conn, actor or row["name"], action, row["name"], "locked")
             refusal = Locked(
                 f"{row['name']} is locked after too many wrong codes.",
                 f"An administrator can run `eset2fa user unlock {row['name']}`.",
             )
         else:
             outcome = _decide(conn, row, given)
-            audit.record(
+            audit_log.record(
                 conn,
                 actor or row["name"],
                 action,

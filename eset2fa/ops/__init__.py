@@ -1,0 +1,1 @@
+"""Running the store: settings, the audit log, backups and restore, store creation, doctor."""

@@ -1,0 +1,1 @@
+"""Getting back in: backups first, password reset, lost phone, token reset, recovery codes."""

@@ -1,0 +1,1 @@
+"""The second factor: TOTP codes and verification, enrollment, the lockout, push requests, login."""
