@@ -314,10 +314,3 @@ def test_audit_details_text_is_what_json_dumps_writes():
         if locked:
             details["locked"] = True
         assert totp._details_json(outcome) == json.dumps(details, sort_keys=True)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(min_size=1, max_size=100), st.integers(min_value=0, max_value=2**40))
-def test_prepared_hmac_key_matches_hmac_digest(key, counter):
-    # verify_otp's _HotpKey computes HMAC-SHA1 from prepared pads (keys longer than a block too).
-    assert totp._HotpKey(key).code(counter) == totp.hotp(key, counter)

@@ -187,10 +187,10 @@ def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
     Example:
         eset2fa user unlock alice
     """
-    from eset2fa.twofactor import enrollment
+    from eset2fa.twofactor import lockout
 
     inv = invocation(ctx)
-    result = enrollment.unlock(inv.store, inv.actor, name)
+    result = lockout.unlock(inv.store, inv.actor, name)
     inv.output.result(
         result,
         lambda: inv.output.message(

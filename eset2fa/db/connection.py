@@ -36,6 +36,30 @@ class _WriteTransaction:
         return False
 
 
+class _JoinedWrite(_WriteTransaction):
+    """A write transaction, or nothing when the connection is already inside one."""
+
+    __slots__ = ("own",)
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.own = not self.conn.in_transaction
+        if self.own:
+            self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if self.own:
+            self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        return False
+
+
+def joined_write(conn: sqlite3.Connection) -> _WriteTransaction:
+    """`with joined_write(conn):` runs in the caller's write transaction if there is one, else in
+    its own (for steps such as creating the key that may happen inside a larger change or alone).
+    """
+    return _JoinedWrite(conn)
+
+
 class Store:
     """An open eset2fa database: an autocommit sqlite3 connection plus explicit transactions."""
 

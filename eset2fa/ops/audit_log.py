@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from eset2fa.clock import now_iso
+from eset2fa.db import audit as audit_rows
 
 GENESIS = "0" * 64
 
@@ -29,14 +30,6 @@ class AuditEvent(NamedTuple):  # not a dataclass: start-up cost (see permissions
 # json.dumps(..., sort_keys=True) builds a new encoder on every call; one shared encoder gives the
 # same text for less work on the verification path, which audits every attempt.
 _encode_details = json.JSONEncoder(sort_keys=True).encode
-
-_INSERT = (
-    "INSERT INTO audit (at, actor, action, target, result, details, prev_hash, hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# The chain's last hash; callers that already read the row they change may fetch it in the same
-# statement (`LAST_HASH_SQL` as a sub-select) and pass it as `prev_hash`.
-LAST_HASH_SQL = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
 
 
 def _row_hash(
@@ -55,8 +48,7 @@ def _row_hash(
 
 
 def _last_hash(conn: sqlite3.Connection) -> str:
-    row = conn.execute(LAST_HASH_SQL).fetchone()
-    return row[0] if row else GENESIS
+    return audit_rows.last_hash(conn) or GENESIS
 
 
 def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
@@ -86,7 +78,7 @@ def record_many(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
             )
         )
         prev = digest
-    conn.executemany(_INSERT, rows)
+    audit_rows.append_many(conn, rows)
     return len(rows)
 
 
@@ -105,7 +97,7 @@ def record(
     `details`: a dict, or its JSON text exactly as `json.dumps(details, sort_keys=True)` writes it.
 
     `prev_hash`: the chain's last hash (GENESIS for an empty log) when the caller already read it
-    with `LAST_HASH_SQL` in THIS transaction; by default it is read here.
+    (eset2fa.db.users reads it with the user's row) in THIS transaction; by default it is read here.
     """
     prev = prev_hash if prev_hash is not None else _last_hash(conn)
     at = now_iso()
@@ -116,7 +108,7 @@ def record(
     else:
         details_json = _encode_details(details)
     digest = _row_hash(prev, at, actor, action, target, result, details_json)
-    conn.execute(_INSERT, (at, actor, action, target, result, details_json or None, prev, digest))
+    audit_rows.append(conn, (at, actor, action, target, result, details_json or None, prev, digest))
 
 
 def list_events(
@@ -128,23 +120,7 @@ def list_events(
     limit: int | None = 100,
 ) -> list[dict]:
     """The newest `limit` matching rows (all when limit is None), oldest first."""
-    clauses, params = [], []
-    if user:
-        clauses.append("(target = ? COLLATE NOCASE OR actor = ? COLLATE NOCASE)")
-        params += [user, user]
-    if since:
-        clauses.append("at >= ?")
-        params.append(since)
-    if action:
-        clauses.append("(action = ? OR action LIKE ?)")
-        params += [action, action + ".%"]
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (
-        f"SELECT id, at, actor, action, target, result, details FROM audit {where} ORDER BY id DESC"
-    )
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    rows = conn.execute(sql, params).fetchall()
+    rows = audit_rows.select_events(conn, user=user, since=since, action=action, limit=limit)
     events = []
     for row in reversed(rows):
         event = dict(row)
@@ -157,11 +133,7 @@ def verify_chain(conn: sqlite3.Connection) -> dict:
     """Recompute the chain; report the first row whose hash or link does not match."""
     prev = GENESIS
     checked = 0
-    cursor = conn.execute(
-        "SELECT id, at, actor, action, target, result, details, prev_hash, hash"
-        " FROM audit ORDER BY id"
-    )
-    for row in cursor:
+    for row in audit_rows.chain(conn):
         expected = _row_hash(
             prev,
             row["at"],

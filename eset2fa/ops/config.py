@@ -18,8 +18,10 @@ from eset2fa.accounts.actors import Actor
 from eset2fa.accounts.permissions import require_admin
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
+from eset2fa.db import settings as setting_rows
 from eset2fa.errors import NotFound, UsageError
 from eset2fa.ops import audit_log
+from eset2fa.twofactor import policy
 
 NUMBER_LIMIT = 1_000_000_000  # no numeric setting means more (seconds: ~31 years)
 
@@ -38,13 +40,17 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     # two-factor policy
     "lockout.max_failures": Setting(
-        "int", 10, "Wrong OTPs in a row that lock an account", minimum=1
+        "int", policy.DEFAULT_MAX_FAILURES, "Wrong OTPs in a row that lock an account", minimum=1
     ),
     "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
     # At most ±10 steps (±5 min): each step widens what a guess can hit, and every verification
     # computes 2 x window + 1 codes (a window of 10**9 would hang every login and accept anything).
     "totp.window": Setting(
-        "int", 1, "Accepted clock drift, in 30 s steps either side", minimum=0, maximum=10
+        "int",
+        policy.DEFAULT_WINDOW,
+        "Accepted clock drift, in 30 s steps either side",
+        minimum=0,
+        maximum=policy.MAX_WINDOW,
     ),
     # token reset by SMS (user reset-token)
     "reset.code_ttl_seconds": Setting(
@@ -196,18 +202,13 @@ def _typed(setting: Setting, text: str | None) -> Any:
 def get(conn: sqlite3.Connection, key: str) -> Any:
     """A setting's value (typed), or its default."""
     setting = setting_for(key)
-    row = conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
-    return _typed(setting, row[0] if row else None)
+    return _typed(setting, setting_rows.value(conn, key))
 
 
 def get_prefixed(conn: sqlite3.Connection, prefix: str) -> dict[str, str]:
     """Stored values of a key family, e.g. `sms.params.` -> {"To": "{phone}"}, by key order."""
-    rows = conn.execute(
-        "SELECT key, value FROM config WHERE substr(key, 1, ?) = ? AND value IS NOT NULL"
-        " ORDER BY key",
-        (len(prefix), prefix),
-    )
-    return {row[0][len(prefix) :]: row[1] for row in rows}
+    rows = setting_rows.values_with_prefix(conn, prefix)
+    return {key[len(prefix) :]: value for key, value in rows}
 
 
 def get_secret(store: Store, key: str) -> str | None:
@@ -217,24 +218,24 @@ def get_secret(store: Store, key: str) -> str | None:
         value = os.environ.get(env_name)
         if value:
             return value
-    row = store.execute("SELECT secret FROM config WHERE key = ?", (key,)).fetchone()
-    if row is None or row[0] is None:
+    sealed = setting_rows.secret(store.conn, key)
+    if sealed is None:
         return None
     from eset2fa.secrets.keys import load_key
 
-    return load_key(store.conn, store.path).open(row[0], f"config:{key}").decode()
+    return load_key(store.conn, store.path).open(sealed, secret_context(key)).decode()
+
+
+def secret_context(key: str) -> str:
+    """What binds a sealed credential to its setting."""
+    return f"config:{key}"
 
 
 def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
     require_admin(actor, "change settings")
     value = parse_value(key, text)
     with store.write() as conn:
-        conn.execute(
-            "INSERT INTO config (key, value, updated_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, secret = NULL,"
-            " updated_at = excluded.updated_at",
-            (key, value, now_iso()),
-        )
+        setting_rows.put_value(conn, key, value, now_iso())
         audit_log.record(conn, actor.label, "config.set", key, "ok", {"value": value})
     return {"key": key, "value": _typed(setting_for(key), value)}
 
@@ -250,12 +251,8 @@ def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
 
     with store.write() as conn:
         master = load_key(conn, store.path, create=True)
-        conn.execute(
-            "INSERT INTO config (key, secret, updated_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET secret = excluded.secret, value = NULL,"
-            " updated_at = excluded.updated_at",
-            (key, master.seal(value.encode(), f"config:{key}"), now_iso()),
-        )
+        sealed = master.seal(value.encode(), secret_context(key))
+        setting_rows.put_secret(conn, key, sealed, now_iso())
         audit_log.record(conn, actor.label, "config.set-secret", key, "ok")
     return {"key": key, "secret": "set"}
 
@@ -264,8 +261,7 @@ def unset(store: Store, actor: Actor, key: str) -> dict:
     require_admin(actor, "change settings")
     setting_for(key)
     with store.write() as conn:
-        cursor = conn.execute("DELETE FROM config WHERE key = ?", (key,))
-        if cursor.rowcount == 0:
+        if not setting_rows.delete(conn, key):
             raise NotFound(f"{key} is not set.", "It already has its default value.")
         audit_log.record(conn, actor.label, "config.unset", key, "ok")
     return {"key": key, "value": setting_for(key).default}
@@ -273,7 +269,7 @@ def unset(store: Store, actor: Actor, key: str) -> dict:
 
 def show(conn: sqlite3.Connection) -> list[dict]:
     """Every declared setting and every stored one; secrets only as set/unset."""
-    stored = {row["key"]: row for row in conn.execute("SELECT key, value, secret FROM config")}
+    stored = {row["key"]: row for row in setting_rows.all_rows(conn)}
     keys = sorted(set(SETTINGS) | set(stored))
     rows = []
     for key in keys:

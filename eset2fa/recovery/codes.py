@@ -5,7 +5,8 @@ hashes; each works once at `auth verify NAME --recovery-code CODE` or at `auth l
 resets the fail count like a good OTP; a wrong one counts toward the lockout like a wrong OTP; a
 locked user is refused even with a good code.
 
-Hashing: HMAC-SHA256 with one random 16-byte salt per user's batch, not Argon2. A code has 10
+Hashing (`eset2fa.secrets.code_hash`): HMAC-SHA256 with one random 16-byte salt per user's batch,
+not Argon2. A code has 10
 symbols from a 32-letter alphabet, 50 bits of entropy, so brute-forcing even a fast hash of it
 offline is out of reach (2^50 HMACs per code per salt), while checking a code stays one HMAC: the
 slow-hash cost is what protects low-entropy passwords, and these are not low-entropy.
@@ -13,7 +14,6 @@ slow-hash cost is what protects low-entropy passwords, and these are not low-ent
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import sqlite3
@@ -22,19 +22,19 @@ from eset2fa.accounts import console_users, permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
+from eset2fa.db import recovery_codes as code_rows
+from eset2fa.db import users as user_rows
 from eset2fa.errors import Eset2faError, Locked, NotFound, StateConflict
 from eset2fa.ops import audit_log
-from eset2fa.twofactor.totp import DEFAULT_MAX_FAILURES, VerifyResult
+from eset2fa.secrets import code_hash
+from eset2fa.twofactor import lockout, policy
+from eset2fa.twofactor.totp import VerifyResult
 
 COUNT = 10
 # Crockford's base32: no I, L, O, U, so a code read aloud or copied by hand survives.
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SYMBOLS = 10  # 10 x 5 bits = 50 bits
 _ALIASES = str.maketrans({"I": "1", "L": "1", "O": "0"})
-
-
-def _hash(salt: bytes, normalized: str) -> str:
-    return hmac.new(salt, normalized.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def normalize(code: str) -> str | None:
@@ -68,16 +68,9 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
                 f"Enable it first: eset2fa user enable {target['name']} --method totp",
             )
         codes = [_new_code() for _ in range(COUNT)]
-        salt = secrets.token_bytes(16)
-        created = now_iso()
-        replaced = conn.execute(
-            "DELETE FROM recovery_codes WHERE user_id = ? AND used_at IS NULL", (target["id"],)
-        ).rowcount
-        conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (target["id"],))
-        conn.executemany(
-            "INSERT INTO recovery_codes (user_id, code_hash, salt, created_at) VALUES (?, ?, ?, ?)",
-            [(target["id"], _hash(salt, normalize(code)), salt, created) for code in codes],
-        )
+        salt = code_hash.new_salt()
+        hashes = [code_hash.hash_code(salt, normalize(code)) for code in codes]
+        replaced = code_rows.replace(conn, target["id"], salt, hashes, now_iso())
         audit_log.record(
             conn,
             actor.label,
@@ -93,11 +86,7 @@ def remaining(store: Store, actor: Actor, name: str) -> dict:
     """How many unused recovery codes NAME has (never the codes)."""
     target = console_users.get_user(store.conn, name, "id, name, group_name")
     permissions.require_write(store.conn, actor, target)
-    (unused,) = store.execute(
-        "SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
-        (target["id"],),
-    ).fetchone()
-    return {"name": target["name"], "unused": unused}
+    return {"name": target["name"], "unused": code_rows.count_unused(store.conn, target["id"])}
 
 
 def use_recovery_code(
@@ -111,34 +100,29 @@ def use_recovery_code(
     refusal: Eset2faError | None = None
     outcome: VerifyResult | None = None
     with store.write() as conn:
-        row = conn.execute(
-            "SELECT id, name, state, fail_count, locked,"
-            " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures"
-            " FROM users WHERE name = ?",
-            (name,),
-        ).fetchone()
+        row = user_rows.find_for_verify(conn, name)
         if row is None:
             audit_log.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
-        elif row["state"] == "disabled":
-            audit_log.record(conn, actor or row["name"], action, row["name"], "not_enabled")
+        elif row.state == "disabled":
+            audit_log.record(conn, actor or row.name, action, row.name, "not_enabled")
             refusal = StateConflict(
-                f"{row['name']} has no two-factor authentication.",
+                f"{row.name} has no two-factor authentication.",
                 "Recovery codes stand in for the second factor only.",
             )
-        elif row["locked"]:
-            audit_log.record(conn, actor or row["name"], action, row["name"], "locked")
+        elif row.locked:
+            audit_log.record(conn, actor or row.name, action, row.name, "locked")
             refusal = Locked(
-                f"{row['name']} is locked after too many wrong codes.",
-                f"An administrator can run `eset2fa user unlock {row['name']}`.",
+                f"{row.name} is locked after too many wrong codes.",
+                f"An administrator can run `eset2fa user unlock {row.name}`.",
             )
         else:
             outcome = _decide(conn, row, given)
             audit_log.record(
                 conn,
-                actor or row["name"],
+                actor or row.name,
                 action,
-                row["name"],
+                row.name,
                 "accepted" if outcome.accepted else "rejected",
                 {
                     "factor": "recovery_code",
@@ -152,36 +136,27 @@ def use_recovery_code(
     return outcome
 
 
-def _decide(conn: sqlite3.Connection, row: sqlite3.Row, given: str | None) -> VerifyResult:
-    max_failures = DEFAULT_MAX_FAILURES if row["max_failures"] is None else int(row["max_failures"])
-    unused = conn.execute(
-        "SELECT id, code_hash, salt FROM recovery_codes WHERE user_id = ? AND used_at IS NULL",
-        (row["id"],),
-    ).fetchall()
+def _decide(conn: sqlite3.Connection, row: user_rows.VerifyRow, given: str | None) -> VerifyResult:
+    max_failures = policy.from_stored(row.window, row.max_failures).max_failures
+    unused = code_rows.unused(conn, row.id)
     matched = None
     if given is not None and unused:
-        candidate = _hash(unused[0]["salt"], given)  # one salt per batch: one HMAC per attempt
+        salt = unused[0]["salt"]  # one salt per batch: one HMAC per attempt
+        candidate = code_hash.hash_code(salt, given)
         for stored in unused:  # every stored hash is compared: no early exit
             if hmac.compare_digest(candidate, stored["code_hash"]):
                 matched = stored["id"]
     if matched is not None:
-        conn.execute("UPDATE recovery_codes SET used_at = ? WHERE id = ?", (now_iso(), matched))
-        conn.execute("UPDATE users SET fail_count = 0 WHERE id = ?", (row["id"],))
-        state = row["state"]
-        return VerifyResult(row["name"], True, "recovery_code", state, 0, False, max_failures)
-    fail_count = row["fail_count"] + 1
-    locked = fail_count >= max_failures
-    conn.execute(
-        "UPDATE users SET fail_count = ?, locked = ?, locked_at = CASE WHEN ? THEN ? END"
-        " WHERE id = ?",
-        (fail_count, int(locked), int(locked), now_iso(), row["id"]),
-    )
+        code_rows.mark_used(conn, matched, now_iso())
+        lockout.clear_failures(conn, row.id)
+        return VerifyResult(row.name, True, "recovery_code", row.state, 0, False, max_failures)
+    counted = lockout.count_failure(conn, row.id, row.fail_count, max_failures)
     return VerifyResult(
-        row["name"],
+        row.name,
         False,
         "wrong_code" if given is not None else "malformed",
-        row["state"],
-        fail_count,
-        locked,
-        max(max_failures - fail_count, 0),
+        row.state,
+        counted.fail_count,
+        counted.locked,
+        counted.remaining,
     )

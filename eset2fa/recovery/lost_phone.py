@@ -15,6 +15,7 @@ from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
 from eset2fa.errors import Eset2faError, StateConflict, StorageError
 from eset2fa.ops import audit_log
+from eset2fa.twofactor.enrollment import clear_second_factor, reenroll
 
 USER_COLUMNS = "id, name, group_name, builtin, state"
 
@@ -34,20 +35,6 @@ def backup_first(store: Store, reason: str, actor: Actor | None = None) -> str:
     except (OSError, sqlite3.Error) as exc:
         raise StorageError(f"The backup before {reason} failed: {exc}.", hint) from None
     return result["path"]
-
-
-def _disable_two_factor(conn: sqlite3.Connection, user_id: int) -> None:
-    # Every two-factor field back to "never enrolled": the account signs in with its password only
-    # until 2FA is enabled again.
-    conn.execute(
-        "UPDATE users SET state = 'disabled', method = NULL, secret = NULL, phone = NULL,"
-        " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL, enabled_at = NULL,"
-        " activated_at = NULL WHERE id = ?",
-        (user_id,),
-    )
-    # A pending token reset and recovery codes belong to the setup being removed.
-    conn.execute("DELETE FROM token_resets WHERE user_id = ?", (user_id,))
-    conn.execute("DELETE FROM recovery_codes WHERE user_id = ?", (user_id,))
 
 
 def reset_password(
@@ -77,7 +64,7 @@ def reset_password(
         )
         disable = bool(target["builtin"])
         if disable:
-            _disable_two_factor(conn, target["id"])
+            clear_second_factor(conn, [target["id"]])
         two_factor = "disabled" if disable else "unchanged"
         audit_log.record(
             conn,
@@ -116,8 +103,6 @@ def recover_lost_phone(
     pending token reset and unused recovery codes are dropped (they belonged to the lost setup).
     Returns the backup path and the new enrollment (its otpauth URI for TOTP).
     """
-    from eset2fa.twofactor.enrollment import reenroll
-
     columns = "id, name, group_name, builtin, state, method, phone, locked"
     target = console_users.get_user(store.conn, name, columns)
     permissions.require_write(store.conn, actor, target)
@@ -127,16 +112,16 @@ def recover_lost_phone(
         "stops working now and a new enrollment starts."
     )
     if target["method"] == "totp":
-        from eset2fa.twofactor.totp import master_key
+        from eset2fa.secrets import keys
 
-        master_key(store)  # a missing or wrong key stops here (exit 9), before the backup
+        keys.for_store(store)  # a missing or wrong key stops here (exit 9), before the backup
     backup_path = backup_first(store, f"recover {target['name']}", actor)
     with store.write() as conn:
         target = console_users.get_user(conn, name, columns)  # re-read under the write lock
         permissions.require_write(conn, actor, target)
         _require_two_factor(target)
         method = target["method"]
-        _disable_two_factor(conn, target["id"])
+        clear_second_factor(conn, [target["id"]])
         uri = reenroll(conn, store, target, method)
         audit_log.record(
             conn,

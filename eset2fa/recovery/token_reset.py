@@ -11,15 +11,14 @@
    a new secret (the user becomes `pending` with a new QR code) in the same transaction that
    deletes the reset: the old secret works until that commit and never after.
 
-Why a fast salted hash is enough here: the code lives at most `reset.code_ttl_seconds`, online
-guessing is capped by the attempt limit, and whoever can read the database file is trusted anyway
-(the README's trust boundary). The hash keeps the code out of the file and out of backups.
+Why a fast salted hash (`eset2fa.secrets.code_hash`) is enough here: the code lives at most
+`reset.code_ttl_seconds`, online guessing is capped by the attempt limit, and whoever can read the
+database file is trusted anyway (the README's trust boundary). The hash keeps the code out of the
+file and out of backups.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import sqlite3
 from datetime import timedelta
@@ -30,13 +29,10 @@ from eset2fa.clock import now, now_iso, to_iso
 from eset2fa.db import Store
 from eset2fa.errors import CheckFailed, DeliveryFailed, Eset2faError, StateConflict
 from eset2fa.ops import audit_log
+from eset2fa.secrets import code_hash
 
 CODE_DIGITS = 8
 _COLUMNS = "id, name, group_name, builtin, state, method, phone"
-
-
-def _hash(salt: bytes, code: str) -> str:
-    return hmac.new(salt, code.encode("ascii"), hashlib.sha256).hexdigest()
 
 
 def _new_code() -> str:
@@ -87,9 +83,9 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
     permissions.require_write(store.conn, actor, target)
     _check_resettable(target)
     # The new secret needs the key at confirmation: without it, send no code (exit 9 now).
-    from eset2fa.twofactor.totp import master_key
+    from eset2fa.secrets import keys
 
-    master_key(store)
+    keys.for_store(store)
     backup_path = backup_first(store, f"reset-token {target['name']}", actor)
 
     ttl = config.get(store.conn, "reset.code_ttl_seconds")
@@ -119,7 +115,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
             f"{target['name']}` again once the gateway works."
         ).strip()
         raise
-    salt = secrets.token_bytes(16)
+    salt = code_hash.new_salt()
     created = now()
     expires_at = to_iso(created + timedelta(seconds=ttl))
     with store.write() as conn:
@@ -128,7 +124,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
             " expires_at, attempts, requested_by, backup) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
             (
                 target["id"],
-                _hash(salt, code),
+                code_hash.hash_code(salt, code),
                 salt,
                 phone,
                 to_iso(created),
@@ -199,9 +195,7 @@ def confirm_reset(
                 f"The token reset code for {target['name']} has expired; the reset is cancelled.",
                 f"Send a new code: eset2fa user reset-token {target['name']}",
             )
-        elif given is not None and hmac.compare_digest(
-            _hash(reset["salt"], given), reset["code_hash"]
-        ):
+        elif given is not None and code_hash.matches(reset["salt"], given, reset["code_hash"]):
             conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
             uri = reenroll(conn, store, target, "totp")
             audit_log.record(

@@ -18,16 +18,20 @@ import hashlib
 import os
 import secrets
 import sqlite3
+import weakref
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from eset2fa.db import meta
+from eset2fa.db.connection import joined_write
 from eset2fa.errors import EncryptionKeyError
+from eset2fa.secrets.sealer import Sealer
 
 ENV_VAR = "ESET2FA_KEY"
 KEYRING_SERVICE = "eset2fa"
-_CHECK_PLAINTEXT = b"eset2fa key check v1"
-_CHECK_CONTEXT = "eset2fa:key-check"
-NONCE_BYTES = 12
+CHECK_PLAINTEXT = b"eset2fa key check v1"
+CHECK_CONTEXT = "eset2fa:key-check"
 
 _KEY_HINT = (
     "Provide the store's key: set ESET2FA_KEY, restore it to the OS keyring, or put the key file "
@@ -45,26 +49,35 @@ class MasterKey:
         """Identifies the key (for backups and `doctor`) without revealing anything about it."""
         return hashlib.sha256(b"eset2fa-fingerprint" + self.key).hexdigest()[:16]
 
+    @cached_property
+    def sealer(self) -> Sealer:
+        """The one AES-256-GCM sealer for this key (built once: it is used on every login)."""
+        return Sealer(self.key)
+
     def seal(self, plaintext: bytes, context: str) -> bytes:
         """AES-256-GCM; `context` (e.g. `user:42:totp`) is authenticated, binding the ciphertext."""
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        return nonce + AESGCM(self.key).encrypt(nonce, plaintext, context.encode())
+        return self.sealer.seal(plaintext, context)
 
     def open(self, blob: bytes, context: str) -> bytes:
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        return self.sealer.open(blob, context)
 
-        try:
-            return AESGCM(self.key).decrypt(
-                blob[:NONCE_BYTES], blob[NONCE_BYTES:], context.encode()
-            )
-        except (InvalidTag, ValueError):
-            raise EncryptionKeyError(
-                f"A stored secret ({context.split(':')[0]}) does not decrypt with this key.",
-                "The ciphertext was altered or moved to another record; restore a backup.",
-            ) from None
+
+# One loaded (and checked) master key per open store: loading it reads the keyring or key file and
+# decrypts the check value, which would otherwise dominate a verification.
+_store_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def for_store(store) -> MasterKey:
+    """The store's master key, loaded and checked once per open store (EncryptionKeyError)."""
+    key = _store_keys.get(store)
+    if key is None:
+        key = _store_keys[store] = load_key(store.conn, store.path)
+    return key
+
+
+def remember(store, key: MasterKey) -> None:
+    """Replace the cached key (after `db rekey`, or when a key was created in a transaction)."""
+    _store_keys[store] = key
 
 
 def encode_key(key: bytes) -> str:
@@ -87,18 +100,11 @@ def key_file_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".key")
 
 
-def _meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else None
-
-
 def store_id(conn: sqlite3.Connection) -> str:
     """A random id for this store (names its keyring entry); created on first need."""
-    value = _meta(conn, "store_id")
+    value = meta.get(conn, "store_id")
     if value is None:
-        value = secrets.token_hex(8)
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?)", (value,))
-        value = _meta(conn, "store_id")
+        value = meta.add_if_missing(conn, "store_id", secrets.token_hex(8))
     return value
 
 
@@ -148,13 +154,13 @@ def _write_key_file(path: Path, key: bytes) -> None:
 
 
 def _check_value(conn: sqlite3.Connection) -> bytes | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
-    return base64.b64decode(row[0]) if row else None
+    value = meta.get(conn, "key_check")
+    return base64.b64decode(value) if value is not None else None
 
 
 def _verify(master: MasterKey, check: bytes) -> MasterKey:
     try:
-        master.open(check, _CHECK_CONTEXT)
+        master.open(check, CHECK_CONTEXT)
     except EncryptionKeyError:
         where = {"env": "ESET2FA_KEY", "keyring": "the OS keyring", "file": "the key file"}
         raise EncryptionKeyError(
@@ -168,8 +174,8 @@ def find_key(conn: sqlite3.Connection, db_path: Path) -> MasterKey | None:
     env = os.environ.get(ENV_VAR)
     if env:
         return MasterKey(decode_key(env, ENV_VAR), "env")
-    recorded = _meta(conn, "key_source")
-    sid = _meta(conn, "store_id")
+    recorded = meta.get(conn, "key_source")
+    sid = meta.get(conn, "store_id")
     order = ["file", "keyring"] if recorded == "file" else ["keyring", "file"]
     for source in order:
         if source == "keyring" and sid:
@@ -201,31 +207,34 @@ def load_key(conn: sqlite3.Connection, db_path: Path, *, create: bool = False) -
 
 
 def _create_key(conn: sqlite3.Connection, db_path: Path, given: MasterKey | None) -> MasterKey:
-    in_transaction = conn.in_transaction
-    if not in_transaction:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
+    with joined_write(conn):
         check = _check_value(conn)  # re-read under the write lock
         if check is not None:
             master = find_key(conn, db_path)
             if master is None:
                 raise EncryptionKeyError("This store's encryption key was not found.", _KEY_HINT)
-            result = _verify(master, check)
-        else:
-            result = given or _new_key(conn, db_path)
-            sealed = result.seal(_CHECK_PLAINTEXT, _CHECK_CONTEXT)
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?), "
-                "('key_source', ?), ('key_fingerprint', ?)",
-                (base64.b64encode(sealed).decode(), result.source, result.fingerprint),
-            )
-    except BaseException:
-        if not in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    if not in_transaction:
-        conn.execute("COMMIT")
+            return _verify(master, check)
+        result = given or _new_key(conn, db_path)
+        record_check_value(conn, result)
     return result
+
+
+def record_check_value(conn: sqlite3.Connection, master: MasterKey) -> None:
+    """Store the check value sealed with `master` (and where the key lives, its fingerprint)."""
+    sealed = master.seal(CHECK_PLAINTEXT, CHECK_CONTEXT)
+    meta.put(
+        conn,
+        {
+            "key_check": base64.b64encode(sealed).decode(),
+            "key_source": master.source,
+            "key_fingerprint": master.fingerprint,
+        },
+    )
+
+
+def has_key(conn: sqlite3.Connection) -> bool:
+    """Whether the store has a key yet (a check value), without loading the key."""
+    return _check_value(conn) is not None
 
 
 def _new_key(conn: sqlite3.Connection, db_path: Path) -> MasterKey:

@@ -11,15 +11,17 @@ opens the database:
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from dataclasses import dataclass
 
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
+from eset2fa.db import messages as message_rows
+from eset2fa.db import settings as setting_rows
+from eset2fa.db import users as user_rows
 from eset2fa.errors import EncryptionKeyError, StateConflict
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_log, config
 from eset2fa.secrets import keys
 from eset2fa.twofactor import totp
 
@@ -46,59 +48,45 @@ class RekeyReport:
 
 
 def _reseal_users(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    old_aead, new_aead = AESGCM(old.key), AESGCM(new.key)
-    n = keys.NONCE_BYTES
     done, last_id = 0, 0
     while True:
-        rows = conn.execute(
-            "SELECT id, secret FROM users WHERE secret IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
-            (last_id, CHUNK),
-        ).fetchall()
+        rows = user_rows.sealed_secrets(conn, after_id=last_id, limit=CHUNK)
         if not rows:
             return done
-        updates = []
-        for user_id, blob in rows:
-            context = totp.secret_context(user_id).encode()
+        contexts = [totp.secret_context(user_id) for user_id, _blob in rows]
+        plain = []
+        for (user_id, blob), context in zip(rows, contexts, strict=True):
             try:
-                plain = old_aead.decrypt(blob[:n], blob[n:], context)
-            except (InvalidTag, ValueError):
+                plain.append(old.open(blob, context))
+            except EncryptionKeyError:
                 raise EncryptionKeyError(
                     f"The secret of user id {user_id} does not decrypt with the current key; "
                     "nothing was changed.",
                     "The row was altered or moved; restore a backup before rekeying.",
                 ) from None
-            nonce = secrets.token_bytes(n)
-            updates.append((nonce + new_aead.encrypt(nonce, plain, context), user_id))
-        conn.executemany("UPDATE users SET secret = ? WHERE id = ?", updates)
+        sealed = new.sealer.seal_many(zip(plain, contexts, strict=True))
+        user_rows.set_secrets(
+            conn, ((blob, user_id) for blob, (user_id, _old) in zip(sealed, rows, strict=True))
+        )
         done += len(rows)
         last_id = rows[-1][0]
 
 
 def _reseal_settings(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
-    rows = conn.execute("SELECT key, secret FROM config WHERE secret IS NOT NULL").fetchall()
+    rows = setting_rows.sealed(conn)
     for key, blob in rows:
-        plain = old.open(blob, f"config:{key}")
-        conn.execute(
-            "UPDATE config SET secret = ? WHERE key = ?", (new.seal(plain, f"config:{key}"), key)
-        )
+        context = config.secret_context(key)
+        setting_rows.set_sealed(conn, key, new.seal(old.open(blob, context), context))
     return len(rows)
 
 
 def _reseal_outbox(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
     from eset2fa.transports.outbox import sealed_context
 
-    rows = conn.execute(
-        "SELECT id, channel, recipient, sealed FROM outbox WHERE sealed IS NOT NULL"
-    ).fetchall()
+    rows = message_rows.sealed(conn)
     for row_id, channel, recipient, blob in rows:
         context = sealed_context(channel, recipient)
-        conn.execute(
-            "UPDATE outbox SET sealed = ? WHERE id = ?",
-            (new.seal(old.open(blob, context), context), row_id),
-        )
+        message_rows.set_sealed(conn, row_id, new.seal(old.open(blob, context), context))
     return len(rows)
 
 
@@ -110,7 +98,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
     undo = None
     try:
         with store.write() as conn:
-            if keys._check_value(conn) is None:
+            if not keys.has_key(conn):
                 raise StateConflict(
                     "This store has no encryption key yet: there is nothing to re-encrypt.",
                     "A key is created when it is first needed (e.g. by `user enable`).",
@@ -120,12 +108,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
             users = _reseal_users(conn, old, new)
             settings = _reseal_settings(conn, old, new)
             messages = _reseal_outbox(conn, old, new)
-            check = new.seal(keys._CHECK_PLAINTEXT, keys._CHECK_CONTEXT)
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_check', ?), "
-                "('key_source', ?), ('key_fingerprint', ?)",
-                (base64.b64encode(check).decode(), new.source, new.fingerprint),
-            )
+            keys.record_check_value(conn, new)
             audit_log.record(
                 conn,
                 actor.label,
@@ -147,7 +130,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
             undo()
         raise
     finish()
-    totp.remember_key(store, new)
+    keys.remember(store, new)
     return RekeyReport(
         users,
         settings,

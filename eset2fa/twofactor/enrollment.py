@@ -2,7 +2,7 @@
 
 Bulk enable runs in ONE write transaction: every selected user gets a fresh secret sealed with the
 master key and bound to the user, or (on any error, Ctrl-C included) nobody changes. For speed at
-100,000 users the secrets come from one `os.urandom` call, are sealed with one AESGCM object and
+100,000 users the secrets come from one `os.urandom` call, are sealed with one Sealer and
 written with `executemany` in chunks.
 """
 
@@ -18,8 +18,13 @@ from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
+from eset2fa.db import recovery_codes as recovery_code_rows
+from eset2fa.db import token_resets as token_reset_rows
+from eset2fa.db import users as user_rows
 from eset2fa.errors import NotFound, PermissionDenied, StateConflict, UsageError
 from eset2fa.ops import audit_log
+from eset2fa.secrets import keys
+from eset2fa.secrets.sealer import Sealer
 from eset2fa.twofactor import totp
 
 METHODS = ("totp", "push")
@@ -174,14 +179,10 @@ def enable(
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
         issuer = config.get(conn, "totp.issuer")
-        key = aead = None
+        key = sealer = None
         if method == "totp":
-            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-            from eset2fa.secrets.keys import load_key
-
-            key = load_key(conn, store.path, create=True)
-            aead = AESGCM(key.key)
+            key = keys.load_key(conn, store.path, create=True)
+            sealer = key.sealer
         for rows in chunks:
             first = rows[0]
             if (
@@ -207,7 +208,7 @@ def enable(
                 events.append(
                     audit_log.AuditEvent(actor.label, "user.enable", row["name"], result, details)
                 )
-            secrets_by_id = _write_enabled(conn, todo, method, aead)
+            secrets_by_id = _write_enabled(conn, todo, method, sealer)
             if names and len(names) == 1 and len(todo) == 1:
                 single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
                 if phone is not None:
@@ -223,7 +224,7 @@ def enable(
     if single is not None and secret is not None:
         report.uri = totp.provisioning_uri(secret, single["name"], issuer)
     if key is not None:
-        totp.remember_key(store, key)
+        keys.remember(store, key)
     return report
 
 
@@ -231,40 +232,32 @@ def _write_enabled(
     conn: sqlite3.Connection,
     rows: list[sqlite3.Row],
     method: str,
-    aead,
+    sealer: Sealer | None,
 ) -> dict[int, str]:
     """Write method/state/secret for `rows`; returns the new secret of a single row (its URI).
 
-    `aead` is one AESGCM object for the whole run (None for push: no secret).
+    `sealer` is the master key's sealer for the whole run (None for push: no secret).
     """
-    from eset2fa.secrets.keys import NONCE_BYTES
-
     enabled_at = now_iso()
-    remember = len(rows) == 1  # a single enrollment shows its URI; bulk never keeps secrets
-
-    sql = (
-        "UPDATE users SET method = ?, state = 'pending', secret = ?, enabled_at = ?,"
-        " activated_at = NULL, last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL"
-        " WHERE id = ?"
-    )
     secrets_by_id: dict[int, str] = {}
-    params = []
-    if aead is not None:
-        # One urandom call per chunk: per-user calls dominate at 100,000 users.
-        step = totp.SECRET_BYTES + NONCE_BYTES
-        material = os.urandom(step * len(rows))
-        for i, row in enumerate(rows):
-            chunk = material[i * step : (i + 1) * step]
-            secret = chunk[: totp.SECRET_BYTES]  # raw bytes: base32 is only for the URI
-            nonce = chunk[totp.SECRET_BYTES :]
-            context = totp.secret_context(row["id"]).encode()
-            sealed = nonce + aead.encrypt(nonce, secret, context)
-            params.append((method, sealed, enabled_at, row["id"]))
-            if remember:
-                secrets_by_id[row["id"]] = base64.b32encode(secret).decode("ascii")
+    if sealer is not None:
+        # One urandom call per chunk for the secrets, one for the nonces: per-user calls dominate
+        # at 100,000 users.
+        size = totp.SECRET_BYTES
+        material = os.urandom(size * len(rows))
+        fresh = [material[i * size : (i + 1) * size] for i in range(len(rows))]
+        sealed = sealer.seal_many(
+            (secret, totp.secret_context(row["id"]))
+            for secret, row in zip(fresh, rows, strict=True)
+        )
+        if len(rows) == 1:  # a single enrollment shows its URI; bulk never keeps secrets
+            secrets_by_id[rows[0]["id"]] = totp.encode_secret(fresh[0])
     else:
-        params = [(method, None, enabled_at, row["id"]) for row in rows]
-    conn.executemany(sql, params)
+        sealed = [None] * len(rows)
+    user_rows.set_pending(
+        conn,
+        ((method, blob, enabled_at, row["id"]) for blob, row in zip(sealed, rows, strict=True)),
+    )
     return secrets_by_id
 
 
@@ -278,15 +271,10 @@ def reenroll(conn: sqlite3.Connection, store: Store, row: sqlite3.Row, method: s
     """
     from eset2fa.ops import config
 
-    aead = None
+    sealer = None
     if method == "totp":
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        from eset2fa.secrets.keys import load_key
-
-        key = load_key(conn, store.path, create=True)
-        aead = AESGCM(key.key)
-    secret = _write_enabled(conn, [row], method, aead).get(row["id"])
+        sealer = keys.load_key(conn, store.path, create=True).sealer
+    secret = _write_enabled(conn, [row], method, sealer).get(row["id"])
     if secret is None:
         return None
     return totp.provisioning_uri(secret, row["name"], config.get(conn, "totp.issuer"))
@@ -313,24 +301,26 @@ def disable(
                 result = ALREADY_DISABLED
             else:
                 result = DISABLED
-                todo.append((row["id"],))
+                todo.append(row["id"])
             results.append((row["name"], result))
             events.append(audit_log.AuditEvent(actor.label, "user.disable", row["name"], result))
         for name in missing:
             events.append(audit_log.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
             results.append((name, NOT_FOUND))
-        conn.executemany(
-            "UPDATE users SET method = NULL, state = 'disabled', secret = NULL, phone = NULL,"
-            " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
-            " enabled_at = NULL, activated_at = NULL WHERE id = ?",
-            todo,
-        )
-        # What belonged to the removed setup goes with it: a later enable starts clean.
-        conn.executemany("DELETE FROM token_resets WHERE user_id = ?", todo)
-        conn.executemany("DELETE FROM recovery_codes WHERE user_id = ?", todo)
+        clear_second_factor(conn, todo)
         audit_log.record_many(conn, events)
     report.outcomes = results
     return report
+
+
+def clear_second_factor(conn: sqlite3.Connection, user_ids: list[int]) -> None:
+    """Disabling 2FA, written once (user disable, lost-phone recovery, Administrator password
+    reset): every second-factor field back to "never enrolled" (secret, phone, replay step, lock,
+    counters), and what belonged to the removed setup goes with it (a pending token reset, the
+    recovery codes), so a later enable starts clean. The audit log is kept."""
+    user_rows.clear_two_factor(conn, user_ids)
+    token_reset_rows.delete_for_users(conn, user_ids)
+    recovery_code_rows.delete_for_users(conn, user_ids)
 
 
 def raise_for_single(report: BulkReport, name: str, action: str) -> dict:
@@ -350,28 +340,6 @@ def raise_for_single(report: BulkReport, name: str, action: str) -> dict:
             f"To start over: eset2fa user disable {row['name']}, then {action} again.",
         )
     return row
-
-
-def unlock(store: Store, actor: Actor, name: str) -> dict:
-    """Clear a lockout (needs Write permission over the user); resets the fail count."""
-    from eset2fa.accounts.console_users import get_user
-
-    with store.write() as conn:
-        row = get_user(conn, name, "id, name, group_name, locked, fail_count")
-        permissions.require_write(conn, actor, row)
-        conn.execute(
-            "UPDATE users SET locked = 0, locked_at = NULL, fail_count = 0 WHERE id = ?",
-            (row["id"],),
-        )
-        audit_log.record(
-            conn,
-            actor.label,
-            "user.unlock",
-            row["name"],
-            "ok" if row["locked"] else "unchanged",
-            {"fail_count": row["fail_count"]},
-        )
-    return {"name": row["name"], "was_locked": bool(row["locked"]), "locked": False}
 
 
 def check_install(conn: sqlite3.Connection, name: str) -> dict:
@@ -403,7 +371,7 @@ def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
             f"A new secret needs a token reset (`eset2fa user reset-token {row['name']}`), or"
             f" `eset2fa user disable {row['name']}` and `user enable` again.",
         )
-    key = totp.master_key(store)
+    key = keys.for_store(store)
     secret = base64.b32encode(key.open(row["secret"], totp.secret_context(row["id"]))).decode()
     issuer = config.get(store.conn, "totp.issuer")
     with store.write() as conn:

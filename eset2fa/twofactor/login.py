@@ -20,6 +20,7 @@ from eset2fa.errors import CheckFailed, DeliveryFailed, Locked, UsageError
 from eset2fa.ops import audit_log
 from eset2fa.recovery import codes as recovery_codes
 from eset2fa.recovery import token_reset
+from eset2fa.secrets import keys
 from eset2fa.twofactor import totp
 
 OTP_ATTEMPTS = 3  # prompts per login; every wrong one counts toward the lockout
@@ -38,7 +39,7 @@ def pending_uri(store: Store, row) -> str:
     """The enrollment URI of a pending TOTP user (no permission check: the user themselves)."""
     from eset2fa.ops import config
 
-    secret = totp.master_key(store).open(row["secret"], totp.secret_context(row["id"]))
+    secret = keys.for_store(store).open(row["secret"], totp.secret_context(row["id"]))
     issuer = config.get(store.conn, "totp.issuer")
     return totp.provisioning_uri(base64.b32encode(secret).decode(), row["name"], issuer)
 

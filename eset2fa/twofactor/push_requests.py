@@ -39,7 +39,7 @@ from eset2fa.ops import audit_log, config
 STATES = ("pending", "approved", "rejected", "expired")
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
 APPROVAL_KEY = "push.approval_key"  # config row; not a user setting, so `config show` skips it
-_KEY_CONTEXT = f"config:{APPROVAL_KEY}"
+_KEY_CONTEXT = config.secret_context(APPROVAL_KEY)
 _ID_PATTERN = f"[{ID_ALPHABET}]{{3}}-[{ID_ALPHABET}]{{3}}"
 _TOKEN_RE = re.compile(
     rf"({_ID_PATTERN})\.(\d{{1,12}})\.([A-Za-z0-9_-]{{22}})\.([A-Za-z0-9_-]{{43}})"

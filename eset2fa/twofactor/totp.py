@@ -14,39 +14,35 @@
 Reading the state, updating it and the audit row all happen in ONE `BEGIN IMMEDIATE` transaction,
 so parallel attempts from several processes never lose a count.
 
-pyotp builds the otpauth:// URI; the codes themselves are computed here with `hmac.digest` (RFC
-4226, a dozen lines, checked against the RFC 6238 vectors and pyotp in the tests) because that is
-several times faster per verification than pyotp's per-call base32 decoding.
+pyotp builds the otpauth:// URI; the codes themselves come from the standard library's
+`hmac.digest` (RFC 4226 dynamic truncation in three lines, checked against the RFC 6238 vectors and
+pyotp in the tests), several times faster per verification than pyotp's per-call base32 decoding.
+The failed-attempt count and the lock are `lockout`'s, the defaults `policy`'s, the sealing
+`eset2fa.secrets`'; the rows are read and written by `eset2fa.db.users`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 import sqlite3
 import struct
-import weakref
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from eset2fa.clock import now_iso, to_iso, unix
+from eset2fa.clock import to_iso, unix
 from eset2fa.db import Store
+from eset2fa.db import users as user_rows
 from eset2fa.errors import EncryptionKeyError, Locked, NotFound, StateConflict
 from eset2fa.ops import audit_log
+from eset2fa.secrets import keys
+from eset2fa.twofactor import lockout, policy
 
 DIGITS = 6
 PERIOD_SECONDS = 30
 ALGORITHM = "SHA1"
 SECRET_BYTES = 20  # 160 bits, the HMAC-SHA1 block-friendly size RFC 4226 recommends
-
-DEFAULT_WINDOW = 1
-DEFAULT_MAX_FAILURES = 10
-
-# One loaded (and checked) master key per open store: loading it reads the keyring or key file and
-# decrypts the check value, which would otherwise dominate a verification.
-_key_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def new_secret() -> bytes:
@@ -74,36 +70,6 @@ def time_step(moment: float) -> int:
 
 _pack_counter = struct.Struct(">Q").pack
 _unpack_word = struct.Struct(">I").unpack_from
-_SHA1_BLOCK = 64
-_INNER_PAD = bytes(x ^ 0x36 for x in range(256))  # RFC 2104 ipad/opad as translate tables
-_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
-
-
-class _HotpKey:
-    """HMAC-SHA1 (RFC 2104) with the key's padded blocks hashed once, for several counters.
-
-    A verification computes 2 x window + 1 codes with one key. hmac.digest sets up OpenSSL's
-    HMAC for each call; copying two prepared SHA-1 states costs less than half as much.
-    """
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > _SHA1_BLOCK:
-            key = hashlib.sha1(key).digest()
-        key = key.ljust(_SHA1_BLOCK, b"\0")
-        self._inner = hashlib.sha1(key.translate(_INNER_PAD))
-        self._outer = hashlib.sha1(key.translate(_OUTER_PAD))
-
-    def code(self, counter: int) -> bytes:
-        """RFC 4226 HOTP (dynamic truncation) for `counter`, as DIGITS ASCII digits."""
-        inner = self._inner.copy()
-        inner.update(_pack_counter(counter))
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        digest = outer.digest()
-        number = _unpack_word(digest, digest[19] & 0x0F)[0] & 0x7FFFFFFF
-        return b"%06d" % (number % 1_000_000)
 
 
 def hotp(key: bytes, counter: int) -> bytes:
@@ -132,56 +98,6 @@ def secret_context(user_id: int) -> str:
     return f"user:{user_id}:totp"
 
 
-class _CachedKey:
-    """A checked master key and its AESGCM object, built once per open store."""
-
-    def __init__(self, master) -> None:
-        from cryptography.exceptions import InvalidTag
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        from eset2fa.secrets.keys import NONCE_BYTES
-
-        self.master = master
-        self._aead = AESGCM(master.key)
-        self._invalid = (InvalidTag, ValueError)
-        self._nonce_bytes = NONCE_BYTES
-
-    def open(self, blob: bytes, context: str) -> bytes:
-        nonce_bytes = self._nonce_bytes
-        try:
-            return self._aead.decrypt(blob[:nonce_bytes], blob[nonce_bytes:], context.encode())
-        except self._invalid:
-            return self.master.open(blob, context)  # raises the one EncryptionKeyError
-
-
-def master_key(store: Store):
-    """The store's master key, loaded and checked once per open store."""
-    cached = _key_cache.get(store)
-    if cached is None:
-        from eset2fa.secrets.keys import load_key
-
-        cached = _CachedKey(load_key(store.conn, store.path))
-        _key_cache[store] = cached
-    return cached.master
-
-
-def _cached_key(store: Store) -> _CachedKey:
-    cached = _key_cache.get(store)
-    if cached is None:
-        master_key(store)
-        cached = _key_cache[store]
-    return cached
-
-
-def remember_key(store: Store, key) -> None:
-    """Replace the cached key (after `db rekey` or when a key is created in a transaction)."""
-    _key_cache[store] = _CachedKey(key)
-
-
-def forget_key(store: Store) -> None:
-    _key_cache.pop(store, None)
-
-
 class VerifyResult(NamedTuple):
     """What a verification ended with; `accepted` is the only field an integration must read.
 
@@ -201,39 +117,6 @@ class VerifyResult(NamedTuple):
         return self._asdict()
 
 
-# The user's row, the two policy settings and the audit chain's last hash in one statement (one
-# round trip per verification: here a statement costs more than the SQLite work it does).
-_USER_QUERY = (
-    "SELECT id, name, state, secret, fail_count, locked, last_step,"
-    " (SELECT value FROM config WHERE key = 'totp.window') AS window,"
-    " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures,"
-    f" ({audit_log.LAST_HASH_SQL}) AS last_hash"
-    " FROM users WHERE name = ?"
-)
-
-
-class _UserRow(NamedTuple):
-    """_USER_QUERY's columns, in order (attribute access is cheaper than sqlite3.Row's by name)."""
-
-    id: int
-    name: str
-    state: str
-    secret: bytes | None
-    fail_count: int
-    locked: int
-    last_step: int | None
-    window: str | None
-    max_failures: str | None
-    last_hash: str | None
-
-
-def _policy(row: _UserRow) -> tuple[int, int]:
-    """(window, max_failures) from the stored settings read with the user's row."""
-    window = DEFAULT_WINDOW if row.window is None else int(row.window)
-    max_failures = DEFAULT_MAX_FAILURES if row.max_failures is None else int(row.max_failures)
-    return window, max_failures
-
-
 def _moment(now: float | datetime | None) -> float:
     if now is None:
         return unix()
@@ -249,10 +132,9 @@ def _matching_step(key: bytes, code: str, step: int, window: int) -> int | None:
     on which step matched.
     """
     given = code.encode("ascii")
-    hotp_key = _HotpKey(key)
     matched = None
     for candidate in range(max(step - window, 0), step + window + 1):  # no step before 1970
-        if hmac.compare_digest(hotp_key.code(candidate), given):
+        if hmac.compare_digest(hotp(key, candidate), given):
             matched = candidate
     return matched
 
@@ -279,7 +161,7 @@ def verify_otp(
     key: object = None
     if well_formed:
         try:
-            key = _cached_key(store)
+            key = keys.for_store(store).sealer
         except EncryptionKeyError as error:
             key = error
     moment = _moment(now)
@@ -288,8 +170,7 @@ def verify_otp(
     refusal: Exception | None = None
 
     with store.write() as conn:
-        found = conn.execute(_USER_QUERY, (name,)).fetchone()
-        row = None if found is None else _UserRow._make(found)
+        row = user_rows.find_for_verify(conn, name)
         # The chain's last hash, read by the same statement (None: no row; audit.record reads it).
         prev = None if row is None else row.last_hash or audit_log.GENESIS
         if row is None:
@@ -337,15 +218,20 @@ def _details_json(outcome: VerifyResult) -> str:
 
 
 def _decide(
-    conn: sqlite3.Connection, row: _UserRow, key, code: str | None, step: int, moment: float
+    conn: sqlite3.Connection,
+    row: user_rows.VerifyRow,
+    sealer,
+    code: str | None,
+    step: int,
+    moment: float,
 ) -> VerifyResult:
-    window, max_failures = _policy(row)
+    window, max_failures = policy.from_stored(row.window, row.max_failures)
     reason = "malformed"
     matched = None
     if code is not None:
-        if isinstance(key, EncryptionKeyError):
-            raise key
-        secret = key.open(row.secret, secret_context(row.id))
+        if isinstance(sealer, EncryptionKeyError):
+            raise sealer
+        secret = sealer.open(row.secret, secret_context(row.id))
         matched = _matching_step(secret, code, step, window)
         if matched is None:
             reason = "wrong_code"
@@ -355,34 +241,15 @@ def _decide(
             reason = "accepted"
 
     if reason == "accepted":
-        state = "active"
+        # The accepted step is remembered (replay) and the failed-attempt count starts again
+        # from 0 in the same UPDATE: lockout's rule, folded into one statement on the hot path.
+        activated_at = None
         if row.state == "pending":
-            conn.execute(
-                "UPDATE users SET fail_count = 0, last_step = ?, state = 'active',"
-                " activated_at = ? WHERE id = ?",
-                (matched, to_iso(datetime.fromtimestamp(moment, UTC)), row.id),
-            )
-        else:
-            conn.execute(
-                "UPDATE users SET fail_count = 0, last_step = ? WHERE id = ?", (matched, row.id)
-            )
-        return VerifyResult(row.name, True, reason, state, 0, False, max_failures)
+            activated_at = to_iso(datetime.fromtimestamp(moment, UTC))
+        user_rows.accept_step(conn, row.id, matched, activated_at)
+        return VerifyResult(row.name, True, reason, "active", 0, False, max_failures)
 
-    fail_count = row.fail_count + 1
-    locked = fail_count >= max_failures
-    if locked:
-        conn.execute(
-            "UPDATE users SET fail_count = ?, locked = 1, locked_at = ? WHERE id = ?",
-            (fail_count, now_iso(), row.id),
-        )
-    else:
-        conn.execute("UPDATE users SET fail_count = ? WHERE id = ?", (fail_count, row.id))
+    counted = lockout.count_failure(conn, row.id, row.fail_count, max_failures)
     return VerifyResult(
-        row.name,
-        False,
-        reason,
-        row.state,
-        fail_count,
-        locked,
-        max(max_failures - fail_count, 0),
+        row.name, False, reason, row.state, counted.fail_count, counted.locked, counted.remaining
     )

@@ -1,0 +1,137 @@
+"""The `users` table: console accounts and their second-factor columns; every statement on it.
+
+Rows come back as `sqlite3.Row` (read by column name). The core decides; these functions only read
+and write. Functions that change rows run inside the caller's write transaction (`Store.write()`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from eset2fa.db.audit import LAST_HASH_SQL
+from eset2fa.errors import NotFound
+
+
+def find(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+    """The user named `name` (names are case-insensitive), or None."""
+    return conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+
+
+def get(conn: sqlite3.Connection, name: str) -> sqlite3.Row:
+    """The user named `name`; NotFound (exit 3) when there is none."""
+    row = find(conn, name)
+    if row is None:
+        raise NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
+    return row
+
+
+def find_by_id(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+
+
+# -- the failed-attempt count and the lock (written only through eset2fa.twofactor.lockout) ------
+
+
+def set_fail_count(conn: sqlite3.Connection, user_id: int, fail_count: int) -> None:
+    conn.execute("UPDATE users SET fail_count = ? WHERE id = ?", (fail_count, user_id))
+
+
+def lock(conn: sqlite3.Connection, user_id: int, fail_count: int, locked_at: str) -> None:
+    conn.execute(
+        "UPDATE users SET fail_count = ?, locked = 1, locked_at = ? WHERE id = ?",
+        (fail_count, locked_at, user_id),
+    )
+
+
+def unlock(conn: sqlite3.Connection, user_id: int) -> None:
+    """Clear the lock and the failed-attempt count."""
+    conn.execute(
+        "UPDATE users SET locked = 0, locked_at = NULL, fail_count = 0 WHERE id = ?", (user_id,)
+    )
+
+
+# -- second-factor state --------------------------------------------------------------------------
+
+
+def clear_two_factor(conn: sqlite3.Connection, user_ids: Iterable[int]) -> None:
+    """Every second-factor column back to "never enrolled" (secret, phone, lock, counters)."""
+    conn.executemany(
+        "UPDATE users SET method = NULL, state = 'disabled', secret = NULL, phone = NULL,"
+        " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
+        " enabled_at = NULL, activated_at = NULL WHERE id = ?",
+        ((user_id,) for user_id in user_ids),
+    )
+
+
+# -- verification (the hot path: one statement in, one out) ----------------------------------------
+
+
+class VerifyRow(NamedTuple):
+    """What a verification reads, in one statement (attribute access beats sqlite3.Row by name)."""
+
+    id: int
+    name: str
+    state: str
+    secret: bytes | None
+    fail_count: int
+    locked: int
+    last_step: int | None
+    window: str | None  # the stored `totp.window` setting (None: the default)
+    max_failures: str | None  # the stored `lockout.max_failures` setting
+    last_hash: str | None  # the audit chain's last hash (None: an empty log)
+
+
+# The user's row, the two policy settings and the audit chain's last hash in one statement (one
+# round trip per verification: here a statement costs more than the SQLite work it does).
+_VERIFY_QUERY = (
+    "SELECT id, name, state, secret, fail_count, locked, last_step,"
+    " (SELECT value FROM config WHERE key = 'totp.window') AS window,"
+    " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures,"
+    f" ({LAST_HASH_SQL}) AS last_hash"
+    " FROM users WHERE name = ?"
+)
+
+
+def find_for_verify(conn: sqlite3.Connection, name: str) -> VerifyRow | None:
+    found = conn.execute(_VERIFY_QUERY, (name,)).fetchone()
+    return None if found is None else VerifyRow._make(found)
+
+
+def accept_step(
+    conn: sqlite3.Connection, user_id: int, step: int, activated_at: str | None
+) -> None:
+    """An accepted code: remember its step (replay), reset the count, activate a pending user."""
+    if activated_at is not None:
+        conn.execute(
+            "UPDATE users SET fail_count = 0, last_step = ?, state = 'active',"
+            " activated_at = ? WHERE id = ?",
+            (step, activated_at, user_id),
+        )
+    else:
+        conn.execute("UPDATE users SET fail_count = 0, last_step = ? WHERE id = ?", (step, user_id))
+
+
+def set_pending(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+    """Enable 2FA: (method, sealed secret or None, enabled_at, id) per user, state `pending`;
+    the replay step, the count and the lock start clean."""
+    conn.executemany(
+        "UPDATE users SET method = ?, state = 'pending', secret = ?, enabled_at = ?,"
+        " activated_at = NULL, last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL"
+        " WHERE id = ?",
+        rows,
+    )
+
+
+def sealed_secrets(conn: sqlite3.Connection, *, after_id: int, limit: int) -> list[tuple]:
+    """(id, sealed secret) of the next `limit` users with a secret, by id (keyset pages)."""
+    return conn.execute(
+        "SELECT id, secret FROM users WHERE secret IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+        (after_id, limit),
+    ).fetchall()
+
+
+def set_secrets(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int]]) -> None:
+    """(sealed secret, id) per user: a re-sealed secret (`db rekey`)."""
+    conn.executemany("UPDATE users SET secret = ? WHERE id = ?", rows)
