@@ -104,7 +104,7 @@ def test_no_approval_in_time_is_exit_8_and_expired(cli, alice, sql):
 def test_default_timeout_is_150_seconds(core, alice):
     request = push_requests.create_request(core, local_operator(), "alice")
     assert request["timeout_seconds"] == 150
-    created = push_requests.get_request(core.conn, request["id"])
+    created = push_requests.get_request(core, request["id"])
     assert created["state"] == "pending"
 
 
@@ -141,9 +141,9 @@ def test_forged_tokens_are_denied_and_the_request_stays_pending(core, alice):
     for label, forged in _forgeries(request["token"]).items():
         with pytest.raises(PushDenied):
             push_requests.approve_with_token(core, forged)
-        assert push_requests.get_request(core.conn, request["id"])["state"] == "pending", label
+        assert push_requests.get_request(core, request["id"])["state"] == "pending", label
     push_requests.approve_with_token(core, request["token"])  # the genuine one still works
-    assert push_requests.get_request(core.conn, request["id"])["state"] == "approved"
+    assert push_requests.get_request(core, request["id"])["state"] == "approved"
 
 
 def test_token_of_another_request_is_denied(core, alice):
@@ -161,9 +161,9 @@ def test_expired_token_is_denied(core, alice, cli):
     with time_machine.travel(time.time(), tick=False) as traveller:
         request = push_requests.create_request(core, local_operator(), "alice", timeout=150)
         traveller.shift(149)
-        assert push_requests.get_request(core.conn, request["id"])["state"] == "pending"
+        assert push_requests.get_request(core, request["id"])["state"] == "pending"
         traveller.shift(2)
-        assert push_requests.get_request(core.conn, request["id"])["state"] == "expired"
+        assert push_requests.get_request(core, request["id"])["state"] == "expired"
         with pytest.raises(PushDenied, match="expired"):
             push_requests.approve_with_token(core, request["token"])
 

@@ -83,7 +83,7 @@ def list_(
     if state is not None and state not in STATES:
         raise UsageError(f"Unknown state {state!r}.", f"Use one of {', '.join(STATES)}.")
     inv = invocation(ctx)
-    rows = list_requests(inv.store.conn, user=user, state=state, limit=limit or None)
+    rows = list_requests(inv.store, user=user, state=state, limit=limit or None)
     inv.output.result(
         rows,
         lambda: inv.output.table(_FIELDS, [[row[k] for k in _FIELDS] for row in rows]),
@@ -100,7 +100,7 @@ def show(ctx: typer.Context, request_id: str = typer.Argument(..., help="Request
     from eset2fa.twofactor.push_requests import get_request
 
     inv = invocation(ctx)
-    _show_one(inv, get_request(inv.store.conn, request_id))
+    _show_one(inv, get_request(inv.store, request_id))
 
 
 @app.command("approve")

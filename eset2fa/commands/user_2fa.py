@@ -89,7 +89,7 @@ def enable(
     actor = inv.actor
     store = inv.store
     single = selected is not None and len(selected) == 1 and from_file is None
-    total = enrollment.count_targets(store.conn, selected, group, all_users)
+    total = enrollment.count_targets(store, selected, group, all_users)
     with inv.output.progress(total, "Enabling 2FA") as advance:
         report = enrollment.enable(
             store,
@@ -216,7 +216,7 @@ def check_install(
     from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
-    result = enrollment.check_install(inv.store.conn, name)
+    result = enrollment.check_install(inv.store, name)
     inv.output.result(
         result,
         lambda: inv.output.message(f"{result['name']} can be used for server-assisted installs"),

@@ -135,3 +135,71 @@ def sealed_secrets(conn: sqlite3.Connection, *, after_id: int, limit: int) -> li
 def set_secrets(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int]]) -> None:
     """(sealed secret, id) per user: a re-sealed secret (`db rekey`)."""
     conn.executemany("UPDATE users SET secret = ? WHERE id = ?", rows)
+
+
+# -- two-factor enrollment, login and recovery (twofactor/, recovery/) ---------------------------
+
+# What bulk enable and disable read per user: a fixed set, not `*`, because at 100,000 users the
+# unread columns (password hash, secret) would be decoded for nothing.
+_TARGET_COLUMNS = "id, name, group_name, state, method, phone"
+_IN_LIMIT = 900  # names per `IN (...)`: below SQLite's variable limit on old builds
+
+
+def targets_named(conn: sqlite3.Connection, names: Iterable[str]) -> list[sqlite3.Row]:
+    """(id, name, group_name, state, method, phone) of the users named, in no particular order;
+    names not found are simply absent (the caller tells them from the rows' names)."""
+    unique = list(names)
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(unique), _IN_LIMIT):
+        part = unique[start : start + _IN_LIMIT]
+        marks = ",".join("?" * len(part))
+        rows += conn.execute(
+            f"SELECT {_TARGET_COLUMNS} FROM users WHERE name IN ({marks})", part
+        ).fetchall()
+    return rows
+
+
+def targets_page(
+    conn: sqlite3.Connection, *, after_id: int, limit: int, group: str | None = None
+) -> list[sqlite3.Row]:
+    """The same columns for the next `limit` users by id after `after_id` (keyset pages), all
+    users or those of `group`."""
+    if group is None:
+        return conn.execute(
+            f"SELECT {_TARGET_COLUMNS} FROM users WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+    return conn.execute(
+        f"SELECT {_TARGET_COLUMNS} FROM users WHERE id > ? AND group_name = ? ORDER BY id LIMIT ?",
+        (after_id, group, limit),
+    ).fetchall()
+
+
+def count(conn: sqlite3.Connection, *, group: str | None = None) -> int:
+    """How many users there are (in `group`, when given)."""
+    if group is None:
+        return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+    return conn.execute("SELECT count(*) FROM users WHERE group_name = ?", (group,)).fetchone()[0]
+
+
+def set_phone(conn: sqlite3.Connection, user_id: int, phone: str) -> None:
+    conn.execute("UPDATE users SET phone = ? WHERE id = ?", (phone, user_id))
+
+
+def set_phone_if_none(conn: sqlite3.Connection, user_id: int, phone: str) -> bool:
+    """Store the phone only where none is stored yet; False when one already was."""
+    cursor = conn.execute(
+        "UPDATE users SET phone = ? WHERE id = ? AND phone IS NULL", (phone, user_id)
+    )
+    return cursor.rowcount == 1
+
+
+def activate(conn: sqlite3.Connection, user_id: int, activated_at: str) -> None:
+    """State `active` from now (a pending push user's first approved push)."""
+    conn.execute(
+        "UPDATE users SET state = 'active', activated_at = ? WHERE id = ?", (activated_at, user_id)
+    )
+
+
+def set_password_hash(conn: sqlite3.Connection, user_id: int, password_hash: str) -> None:
+    conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))

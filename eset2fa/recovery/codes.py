@@ -18,7 +18,7 @@ import hmac
 import secrets
 import sqlite3
 
-from eset2fa.accounts import console_users, permissions
+from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
@@ -58,7 +58,7 @@ def _new_code() -> str:
 def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
     """Replace NAME's recovery codes with 10 new ones; (result, the codes: shown once only)."""
     with store.write() as conn:
-        target = console_users.get_user(conn, name, "id, name, group_name, state")
+        target = user_rows.get(conn, name)
         if actor.user_id != target["id"]:  # a user (password + OTP) may renew their own codes
             permissions.require_write(conn, actor, target)
         if target["state"] == "disabled":
@@ -84,7 +84,7 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
 
 def remaining(store: Store, actor: Actor, name: str) -> dict:
     """How many unused recovery codes NAME has (never the codes)."""
-    target = console_users.get_user(store.conn, name, "id, name, group_name")
+    target = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, target)
     return {"name": target["name"], "unused": code_rows.count_unused(store.conn, target["id"])}
 

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from eset2fa.accounts import console_users, permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
+from eset2fa.db import users as user_rows
 from eset2fa.errors import Eset2faError, StateConflict, StorageError
 from eset2fa.ops import audit_log
 from eset2fa.twofactor.enrollment import clear_second_factor, reenroll
-
-USER_COLUMNS = "id, name, group_name, builtin, state"
 
 
 def backup_first(store: Store, reason: str, actor: Actor | None = None) -> str:
@@ -49,7 +48,7 @@ def reset_password(
     """
     from eset2fa.accounts.passwords import generate_password, hash_password
 
-    target = console_users.get_user(store.conn, name, USER_COLUMNS)
+    target = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, target)
     generated = None
     if password is None:
@@ -57,11 +56,9 @@ def reset_password(
     password_hash = hash_password(password)  # validates the length before anything is written
     backup_path = backup_first(store, f"reset-password {target['name']}", actor)
     with store.write() as conn:
-        target = console_users.get_user(conn, name, USER_COLUMNS)  # re-read under the write lock
+        target = user_rows.get(conn, name)  # re-read under the write lock
         permissions.require_write(conn, actor, target)
-        conn.execute(
-            "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, target["id"])
-        )
+        user_rows.set_password_hash(conn, target["id"], password_hash)
         disable = bool(target["builtin"])
         if disable:
             clear_second_factor(conn, [target["id"]])
@@ -103,8 +100,7 @@ def recover_lost_phone(
     pending token reset and unused recovery codes are dropped (they belonged to the lost setup).
     Returns the backup path and the new enrollment (its otpauth URI for TOTP).
     """
-    columns = "id, name, group_name, builtin, state, method, phone, locked"
-    target = console_users.get_user(store.conn, name, columns)
+    target = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, target)
     _require_two_factor(target)
     confirm(
@@ -117,7 +113,7 @@ def recover_lost_phone(
         keys.for_store(store)  # a missing or wrong key stops here (exit 9), before the backup
     backup_path = backup_first(store, f"recover {target['name']}", actor)
     with store.write() as conn:
-        target = console_users.get_user(conn, name, columns)  # re-read under the write lock
+        target = user_rows.get(conn, name)  # re-read under the write lock
         permissions.require_write(conn, actor, target)
         _require_two_factor(target)
         method = target["method"]

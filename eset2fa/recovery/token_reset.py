@@ -23,16 +23,17 @@ import secrets
 import sqlite3
 from datetime import timedelta
 
-from eset2fa.accounts import console_users, permissions
+from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.clock import now, now_iso, to_iso
 from eset2fa.db import Store
+from eset2fa.db import token_resets as token_reset_rows
+from eset2fa.db import users as user_rows
 from eset2fa.errors import CheckFailed, DeliveryFailed, Eset2faError, StateConflict
 from eset2fa.ops import audit_log
 from eset2fa.secrets import code_hash
 
 CODE_DIGITS = 8
-_COLUMNS = "id, name, group_name, builtin, state, method, phone"
 
 
 def _new_code() -> str:
@@ -66,11 +67,8 @@ def _check_resettable(row: sqlite3.Row) -> None:
         )
 
 
-def has_pending_reset(conn: sqlite3.Connection, user_id: int) -> bool:
-    return (
-        conn.execute("SELECT 1 FROM token_resets WHERE user_id = ?", (user_id,)).fetchone()
-        is not None
-    )
+def has_pending_reset(store: Store, user_id: int) -> bool:
+    return token_reset_rows.exists(store.conn, user_id)
 
 
 def request_reset(store: Store, actor: Actor, name: str) -> dict:
@@ -79,7 +77,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
     from eset2fa.recovery.lost_phone import backup_first
     from eset2fa.transports import sms_transport
 
-    target = console_users.get_user(store.conn, name, _COLUMNS)
+    target = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, target)
     _check_resettable(target)
     # The new secret needs the key at confirmation: without it, send no code (exit 9 now).
@@ -119,19 +117,16 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
     created = now()
     expires_at = to_iso(created + timedelta(seconds=ttl))
     with store.write() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO token_resets (user_id, code_hash, salt, phone, created_at,"
-            " expires_at, attempts, requested_by, backup) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-            (
-                target["id"],
-                code_hash.hash_code(salt, code),
-                salt,
-                phone,
-                to_iso(created),
-                expires_at,
-                actor.label,
-                backup_path,
-            ),
+        token_reset_rows.put(
+            conn,
+            target["id"],
+            code_hash=code_hash.hash_code(salt, code),
+            salt=salt,
+            phone=phone,
+            created_at=to_iso(created),
+            expires_at=expires_at,
+            requested_by=actor.label,
+            backup=backup_path,
         )
         audit_log.record(
             conn,
@@ -165,20 +160,16 @@ def confirm_reset(
     from eset2fa.twofactor.enrollment import reenroll
 
     if actor is not None:
-        target = console_users.get_user(store.conn, name, _COLUMNS)
+        target = user_rows.get(store.conn, name)
         permissions.require_write(store.conn, actor, target)
     given = _normalize(code)
     refusal: Eset2faError | None = None
     result: dict | None = None
     with store.write() as conn:
-        target = console_users.get_user(conn, name, _COLUMNS)
+        target = user_rows.get(conn, name)
         if actor is not None:
             permissions.require_write(conn, actor, target)
-        reset = conn.execute(
-            "SELECT code_hash, salt, expires_at, attempts, backup FROM token_resets"
-            " WHERE user_id = ?",
-            (target["id"],),
-        ).fetchone()
+        reset = token_reset_rows.find(conn, target["id"])
         max_attempts = config.get(conn, "reset.max_attempts")
         if reset is None:
             audit_log.record(conn, actor_label, "user.reset-token.confirm", target["name"], "none")
@@ -187,7 +178,7 @@ def confirm_reset(
                 f"Start one (a code is sent by SMS): eset2fa user reset-token {target['name']}",
             )
         elif now_iso() >= reset["expires_at"]:
-            conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
+            token_reset_rows.delete(conn, target["id"])
             audit_log.record(
                 conn, actor_label, "user.reset-token.confirm", target["name"], "expired"
             )
@@ -196,7 +187,7 @@ def confirm_reset(
                 f"Send a new code: eset2fa user reset-token {target['name']}",
             )
         elif given is not None and code_hash.matches(reset["salt"], given, reset["code_hash"]):
-            conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
+            token_reset_rows.delete(conn, target["id"])
             uri = reenroll(conn, store, target, "totp")
             audit_log.record(
                 conn,
@@ -217,12 +208,9 @@ def confirm_reset(
             attempts = reset["attempts"] + 1
             remaining = max(max_attempts - attempts, 0)
             if remaining == 0:
-                conn.execute("DELETE FROM token_resets WHERE user_id = ?", (target["id"],))
+                token_reset_rows.delete(conn, target["id"])
             else:
-                conn.execute(
-                    "UPDATE token_resets SET attempts = ? WHERE user_id = ?",
-                    (attempts, target["id"]),
-                )
+                token_reset_rows.set_attempts(conn, target["id"], attempts)
             audit_log.record(
                 conn,
                 actor_label,

@@ -3,7 +3,7 @@
 Bulk enable runs in ONE write transaction: every selected user gets a fresh secret sealed with the
 master key and bound to the user, or (on any error, Ctrl-C included) nobody changes. For speed at
 100,000 users the secrets come from one `os.urandom` call, are sealed with one Sealer and
-written with `executemany` in chunks.
+written with `executemany` in chunks (`eset2fa.db.users.set_pending`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from eset2fa.twofactor import totp
 
 METHODS = ("totp", "push")
 CHUNK = 5000
-_IN_LIMIT = 900  # names per `IN (...)`: below SQLite's variable limit on old builds
 
 # Per-user results.
 ENABLED = "enabled"
@@ -64,9 +63,6 @@ class BulkReport:
         return sum(1 for _name, result in self.outcomes if result not in allowed)
 
 
-_COLUMNS = "id, name, group_name, state, method, phone"
-
-
 def _target_chunks(
     conn: sqlite3.Connection,
     names: list[str] | None,
@@ -87,12 +83,7 @@ def _target_chunks(
     if names:
         rows, missing = _rows_by_name(conn, names)
         return (rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)), missing
-    where = "AND group_name = ?" if group is not None else ""
-    extra = (group,) if group is not None else ()
-    first = conn.execute(
-        f"SELECT {_COLUMNS} FROM users WHERE id > ? {where} ORDER BY id LIMIT {CHUNK}",
-        (0, *extra),
-    ).fetchall()
+    first = user_rows.targets_page(conn, after_id=0, limit=CHUNK, group=group)
     if group is not None and not first:
         raise NotFound(f"No users in group {group!r}.", "List users with `eset2fa user list`.")
 
@@ -100,10 +91,7 @@ def _target_chunks(
         chunk = first
         while chunk:
             yield chunk
-            chunk = conn.execute(
-                f"SELECT {_COLUMNS} FROM users WHERE id > ? {where} ORDER BY id LIMIT {CHUNK}",
-                (chunk[-1]["id"], *extra),
-            ).fetchall()
+            chunk = user_rows.targets_page(conn, after_id=chunk[-1]["id"], limit=CHUNK, group=group)
 
     return chunks(), []
 
@@ -111,13 +99,8 @@ def _target_chunks(
 def _rows_by_name(
     conn: sqlite3.Connection, names: list[str]
 ) -> tuple[list[sqlite3.Row], list[str]]:
-    found: dict[str, sqlite3.Row] = {}
     unique = list(dict.fromkeys(names))
-    for start in range(0, len(unique), _IN_LIMIT):
-        part = unique[start : start + _IN_LIMIT]
-        marks = ",".join("?" * len(part))
-        for row in conn.execute(f"SELECT {_COLUMNS} FROM users WHERE name IN ({marks})", part):
-            found[row["name"].lower()] = row
+    found = {row["name"].lower(): row for row in user_rows.targets_named(conn, unique)}
     rows, missing, seen = [], [], set()
     for name in unique:
         row = found.get(name.lower())
@@ -130,7 +113,7 @@ def _rows_by_name(
 
 
 def count_targets(
-    conn: sqlite3.Connection,
+    store: Store,
     names: list[str] | None,
     group: str | None,
     all_users: bool,
@@ -139,10 +122,8 @@ def count_targets(
     if names:
         return len(names)
     if group is not None:
-        return conn.execute("SELECT count(*) FROM users WHERE group_name = ?", (group,)).fetchone()[
-            0
-        ]
-    return conn.execute("SELECT count(*) FROM users").fetchone()[0] if all_users else 0
+        return user_rows.count(store.conn, group=group)
+    return user_rows.count(store.conn) if all_users else 0
 
 
 def enable(
@@ -212,7 +193,7 @@ def enable(
             if names and len(names) == 1 and len(todo) == 1:
                 single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
                 if phone is not None:
-                    conn.execute("UPDATE users SET phone = ? WHERE id = ?", (phone, single["id"]))
+                    user_rows.set_phone(conn, single["id"], phone)
             audit_log.record_many(conn, events)
             if progress:
                 progress(len(rows))
@@ -342,11 +323,9 @@ def raise_for_single(report: BulkReport, name: str, action: str) -> dict:
     return row
 
 
-def check_install(conn: sqlite3.Connection, name: str) -> dict:
+def check_install(store: Store, name: str) -> dict:
     """SPEC S10: a user with 2FA enabled cannot run server-assisted installations (exit 6)."""
-    from eset2fa.accounts.console_users import get_user
-
-    row = get_user(conn, name, "name, state")
+    row = user_rows.get(store.conn, name)
     if row["state"] != "disabled":
         raise StateConflict(
             f"{row['name']} has two-factor authentication {row['state']} and cannot be used for "
@@ -358,10 +337,9 @@ def check_install(conn: sqlite3.Connection, name: str) -> dict:
 
 def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
     """The otpauth URI again, only while the user is pending (a new QR needs a token reset)."""
-    from eset2fa.accounts.console_users import get_user
     from eset2fa.ops import config
 
-    row = get_user(store.conn, name, "id, name, group_name, state, method, secret")
+    row = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, row)
     if row["method"] != "totp" or row["state"] != "pending" or row["secret"] is None:
         raise StateConflict(

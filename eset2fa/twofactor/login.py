@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eset2fa.db import Store
+from eset2fa.db import users as user_rows
 from eset2fa.errors import CheckFailed, DeliveryFailed, Locked, UsageError
 from eset2fa.ops import audit_log
 from eset2fa.recovery import codes as recovery_codes
@@ -44,13 +45,10 @@ def pending_uri(store: Store, row) -> str:
     return totp.provisioning_uri(base64.b32encode(secret).decode(), row["name"], issuer)
 
 
-_LOGIN_COLUMNS = "id, name, password_hash, state, method, secret, phone, locked"
-
-
 def _check_password(store: Store, name: str, password: str):
     from eset2fa.accounts.passwords import verify_password
 
-    row = store.execute(f"SELECT {_LOGIN_COLUMNS} FROM users WHERE name = ?", (name,)).fetchone()
+    row = user_rows.find(store.conn, name)
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
         audit_log.record(
@@ -114,14 +112,13 @@ def _confirm_token_reset(store: Store, row, callbacks: LoginCallbacks):
         try:
             token_reset.confirm_reset(store, row["name"], row["name"], code)
         except CheckFailed as error:
-            if attempt == OTP_ATTEMPTS or not token_reset.has_pending_reset(store.conn, row["id"]):
+            if attempt == OTP_ATTEMPTS or not token_reset.has_pending_reset(store, row["id"]):
                 raise
             callbacks.notice(error.message)
             continue
         callbacks.notice("Token reset confirmed: set up the authenticator app with the new code.")
         break
-    query = f"SELECT {_LOGIN_COLUMNS} FROM users WHERE id = ?"
-    return store.execute(query, (row["id"],)).fetchone()
+    return user_rows.find_by_id(store.conn, row["id"])
 
 
 def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> dict:
@@ -146,7 +143,7 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
             store, Actor(label=row["name"], user_id=row["id"]), row["name"], on_created=announce
         )
         return {"name": row["name"], "state": result["state"], "second_factor": "push"}
-    if token_reset.has_pending_reset(store.conn, row["id"]):
+    if token_reset.has_pending_reset(store, row["id"]):
         row = _confirm_token_reset(store, row, callbacks)
     if row["state"] == "pending":
         phone = row["phone"] or _enroll_phone(store, row, callbacks)
@@ -214,14 +211,10 @@ def push_login(
     the push is rejected or expires, DeliveryFailed (7) when it cannot be sent.
     """
     from eset2fa.clock import now_iso
-    from eset2fa.errors import NotFound, PushDenied, StateConflict
+    from eset2fa.errors import PushDenied, StateConflict
     from eset2fa.twofactor import push_requests
 
-    row = store.execute(
-        "SELECT id, name, method, state, locked FROM users WHERE name = ?", (name,)
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
+    row = user_rows.get(store.conn, name)
     if row["state"] == "disabled" or row["method"] != "push":
         raise StateConflict(
             f"{row['name']} does not approve push requests"
@@ -239,12 +232,9 @@ def push_login(
             audit_log.record(conn, actor.label, "auth.push", row["name"], "denied")
         raise denied
     with store.write() as conn:
-        state = conn.execute("SELECT state FROM users WHERE id = ?", (row["id"],)).fetchone()[0]
+        state = user_rows.find_by_id(conn, row["id"])["state"]
         if state == "pending":
-            conn.execute(
-                "UPDATE users SET state = 'active', activated_at = ? WHERE id = ?",
-                (now_iso(), row["id"]),
-            )
+            user_rows.activate(conn, row["id"], now_iso())
             state = "active"
         audit_log.record(
             conn, actor.label, "auth.push", row["name"], "ok", {"request": request["id"]}

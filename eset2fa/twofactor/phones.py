@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from eset2fa.db import users as user_rows
 from eset2fa.errors import StateConflict, UsageError
 from eset2fa.ops import audit_log
 
@@ -38,9 +39,6 @@ def immutable_error(name: str) -> StateConflict:
 
 def store_phone(conn: sqlite3.Connection, actor: str, row: sqlite3.Row, phone: str) -> None:
     """Record a user's phone number once (inside the caller's write transaction)."""
-    cursor = conn.execute(
-        "UPDATE users SET phone = ? WHERE id = ? AND phone IS NULL", (phone, row["id"])
-    )
-    if cursor.rowcount != 1:
+    if not user_rows.set_phone_if_none(conn, row["id"], phone):
         raise immutable_error(row["name"])
     audit_log.record(conn, actor, "user.phone", row["name"], "ok")

@@ -29,10 +29,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from eset2fa.accounts.actors import Actor
-from eset2fa.accounts.console_users import get_user
 from eset2fa.accounts.permissions import require_write
 from eset2fa.clock import now, to_iso
 from eset2fa.db import Store
+from eset2fa.db import push_requests as push_request_rows
+from eset2fa.db import settings as setting_rows
+from eset2fa.db import users as user_rows
 from eset2fa.errors import DeliveryFailed, NotFound, PushDenied, PushRateLimited, StateConflict
 from eset2fa.ops import audit_log, config
 
@@ -48,10 +50,6 @@ _FIELDS = (
     "id", "user", "created_at", "expires_at", "state", "transport", "requested_by",
     "decided_at", "decided_by",
 )  # fmt: skip
-_COLUMNS = (
-    "p.id, u.name AS user, p.created_at, p.expires_at, p.state, p.transport, p.requested_by,"
-    " p.decided_at, p.decided_by"
-)
 
 
 def _b64(data: bytes) -> str:
@@ -78,18 +76,15 @@ def _approval_key(store: Store, *, create: bool) -> bytes | None:
     from eset2fa.secrets.keys import load_key
 
     conn = store.conn
-    row = conn.execute("SELECT secret FROM config WHERE key = ?", (APPROVAL_KEY,)).fetchone()
-    if row is not None and row[0] is not None:
-        return load_key(conn, store.path).open(row[0], _KEY_CONTEXT)
+    sealed = setting_rows.secret(conn, APPROVAL_KEY)
+    if sealed is not None:
+        return load_key(conn, store.path).open(sealed, _KEY_CONTEXT)
     if not create:
         return None
     # Called inside the caller's write transaction, so two processes never create two keys.
     key = secrets.token_bytes(32)
     sealed = load_key(conn, store.path, create=True).seal(key, _KEY_CONTEXT)
-    conn.execute(
-        "INSERT INTO config (key, secret, updated_at) VALUES (?, ?, ?)",
-        (APPROVAL_KEY, sealed, to_iso(now())),
-    )
+    setting_rows.put_secret(conn, APPROVAL_KEY, sealed, to_iso(now()))
     return key
 
 
@@ -103,11 +98,7 @@ def _nonce_hash(nonce: str) -> str:
 
 
 def _row(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
-    row = conn.execute(
-        f"SELECT {_COLUMNS}, p.user_id, p.nonce_hash FROM push_requests p"
-        " JOIN users u ON u.id = p.user_id WHERE p.id = ?",
-        (normalize_id(request_id),),
-    ).fetchone()
+    row = push_request_rows.find(conn, normalize_id(request_id))
     if row is None:
         raise NotFound(f"No push request {request_id!r}.", "List them with `eset2fa push list`.")
     return row
@@ -121,40 +112,22 @@ def _public(row: sqlite3.Row) -> dict:
     return item
 
 
-def get_request(conn: sqlite3.Connection, request_id: str) -> dict:
-    return _public(_row(conn, request_id))
+def get_request(store: Store, request_id: str) -> dict:
+    return _public(_row(store.conn, request_id))
 
 
 def list_requests(
-    conn: sqlite3.Connection,
+    store: Store,
     *,
     user: str | None = None,
     state: str | None = None,
     limit: int | None = 100,
 ) -> list[dict]:
     """The newest `limit` requests (oldest first), by user and effective state."""
-    clauses, params = [], []
-    if user:
-        clauses.append("u.name = ?")
-        params.append(user)
-    stamp = to_iso(now())
-    if state == "pending":
-        clauses.append("p.state = 'pending' AND p.expires_at > ?")
-        params.append(stamp)
-    elif state == "expired":
-        clauses.append("(p.state = 'expired' OR (p.state = 'pending' AND p.expires_at <= ?))")
-        params.append(stamp)
-    elif state:
-        clauses.append("p.state = ?")
-        params.append(state)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (
-        f"SELECT {_COLUMNS} FROM push_requests p JOIN users u ON u.id = p.user_id {where}"
-        " ORDER BY p.created_at DESC, p.rowid DESC"
+    rows = push_request_rows.newest(
+        store.conn, now=to_iso(now()), user=user, state=state, limit=limit
     )
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    return [_public(row) for row in reversed(conn.execute(sql, params).fetchall())]
+    return [_public(row) for row in reversed(rows)]
 
 
 def create_request(
@@ -163,17 +136,16 @@ def create_request(
     """A new pending request for `name`, with its approval token (returned once, never stored)."""
     denied = None
     with store.write() as conn:
-        user = get_user(conn, name, "id, name, group_name")
+        user = user_rows.get(conn, name)
         if actor.user_id != user["id"]:  # a user's own login asks for their own push
             require_write(conn, actor, user)
         seconds = timeout or config.get(conn, "push.timeout_seconds")
         limit = config.get(conn, "push.rate_limit")
         window = config.get(conn, "push.rate_window_seconds")
         moment = now()
-        recent = conn.execute(
-            "SELECT count(*) FROM push_requests WHERE user_id = ? AND created_at > ?",
-            (user["id"], to_iso(moment - timedelta(seconds=window))),
-        ).fetchone()[0]
+        recent = push_request_rows.count_since(
+            conn, user["id"], to_iso(moment - timedelta(seconds=window))
+        )
         if recent >= limit:
             audit_log.record(
                 conn, actor.label, "push.request", user["name"], "rate-limited",
@@ -190,23 +162,18 @@ def create_request(
             nonce = _b64(secrets.token_bytes(16))  # 128 bits
             for _attempt in range(10):
                 request_id = new_request_id()
-                try:
-                    conn.execute(
-                        "INSERT INTO push_requests (id, user_id, created_at, expires_at,"
-                        " nonce_hash, transport, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            request_id,
-                            user["id"],
-                            to_iso(moment),
-                            to_iso(expires),
-                            _nonce_hash(nonce),
-                            transport,
-                            actor.label,
-                        ),
-                    )
+                if push_request_rows.insert(
+                    conn,
+                    request_id,
+                    user_id=user["id"],
+                    created_at=to_iso(moment),
+                    expires_at=to_iso(expires),
+                    nonce_hash=_nonce_hash(nonce),
+                    transport=transport,
+                    requested_by=actor.label,
+                ):
                     break
-                except sqlite3.IntegrityError:
-                    continue  # an ID already taken (one in a billion): draw another
+                # else an ID already taken (one in a billion): draw another
             token = (
                 f"{request_id}.{expires_unix}.{nonce}.{_mac(key, request_id, expires_unix, nonce)}"
             )
@@ -246,11 +213,7 @@ def _token_problem(
     expected = _mac(key, token_id, int(expires_text), nonce) if key else "-" * 43
     if not hmac.compare_digest(mac.encode(), expected.encode()):
         return "bad signature", token_id, None
-    row = conn.execute(
-        "SELECT p.*, u.name AS user FROM push_requests p JOIN users u ON u.id = p.user_id"
-        " WHERE p.id = ?",
-        (token_id,),
-    ).fetchone()
+    row = push_request_rows.find(conn, token_id)
     if row is None:
         return "unknown request", token_id, None
     if not hmac.compare_digest(row["nonce_hash"], _nonce_hash(nonce)):
@@ -269,11 +232,7 @@ def approve_with_token(store: Store, token: str, *, request_id: str | None = Non
         problem, token_id, row = _token_problem(store, conn, token, request_id)
         target = row["user"] if row is not None else token_id
         if problem is None:
-            conn.execute(
-                "UPDATE push_requests SET state = 'approved', decided_at = ?, decided_by = 'token'"
-                " WHERE id = ? AND state = 'pending'",
-                (to_iso(now()), token_id),
-            )
+            push_request_rows.decide(conn, token_id, "approved", to_iso(now()), "token")
         audit_log.record(
             conn,
             "push-token",
@@ -288,27 +247,23 @@ def approve_with_token(store: Store, token: str, *, request_id: str | None = Non
             f"Approval for push request {shown} denied: {problem}.",
             "Approve only from the push itself, once, before it expires.",
         )
-    return get_request(store.conn, token_id)
+    return get_request(store, token_id)
 
 
 def _decide(store: Store, actor: Actor, request_id: str, state: str) -> dict:
     with store.write() as conn:
         row = _row(conn, request_id)
-        require_write(conn, actor, get_user(conn, row["user"], "id, name, group_name"))
+        require_write(conn, actor, user_rows.get(conn, row["user"]))
         current = _public(row)["state"]
         if current != "pending":
             raise StateConflict(
                 f"Push request {row['id']} is already {current}.",
                 f"Only a pending request can be {state}; see `eset2fa push show {row['id']}`.",
             )
-        conn.execute(
-            "UPDATE push_requests SET state = ?, decided_at = ?, decided_by = ?"
-            " WHERE id = ? AND state = 'pending'",
-            (state, to_iso(now()), actor.label, row["id"]),
-        )
+        push_request_rows.decide(conn, row["id"], state, to_iso(now()), actor.label)
         action = "push.approve" if state == "approved" else "push.reject"
         audit_log.record(conn, actor.label, action, row["user"], "ok", {"request": row["id"]})
-    return get_request(store.conn, row["id"])
+    return get_request(store, row["id"])
 
 
 def approve(store: Store, actor: Actor | None, request_id: str, token: str | None = None) -> dict:
@@ -325,12 +280,7 @@ def reject(store: Store, actor: Actor, request_id: str) -> dict:
 
 def _expire(store: Store, request_id: str, reason: str) -> None:
     with store.write() as conn:
-        cursor = conn.execute(
-            "UPDATE push_requests SET state = 'expired', decided_at = ?, decided_by = ?"
-            " WHERE id = ? AND state = 'pending'",
-            (to_iso(now()), reason, request_id),
-        )
-        if cursor.rowcount:
+        if push_request_rows.decide(conn, request_id, "expired", to_iso(now()), reason):
             user = _row(conn, request_id)["user"]
             audit_log.record(
                 conn,
@@ -343,9 +293,7 @@ def _expire(store: Store, request_id: str, reason: str) -> None:
 
 
 def _state(store: Store, request_id: str) -> str:
-    return store.conn.execute(
-        "SELECT state FROM push_requests WHERE id = ?", (request_id,)
-    ).fetchone()[0]
+    return push_request_rows.state(store.conn, request_id)
 
 
 def send_and_wait(
@@ -397,7 +345,7 @@ def send_and_wait(
         _expire(
             store, request_id, "timeout" if time.time() >= request["expires_unix"] else "cancelled"
         )
-    result = get_request(store.conn, request_id)
+    result = get_request(store, request_id)
     if result["state"] != "approved":
         raise PushDenied(
             f"Push request {request_id} for {request['user']} was {result['state']}: no access.",
