@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
+from eset2fa.db import users as user_rows
 from eset2fa.errors import Locked, PermissionDenied, StateConflict, UsageError
 from eset2fa.ops import audit_log
 
@@ -26,10 +27,7 @@ def authenticate_actor(
     """
     from eset2fa.accounts.passwords import verify_password
 
-    row = store.execute(
-        "SELECT id, name, password_hash, builtin, locked, state FROM users WHERE name = ?",
-        (name,),
-    ).fetchone()
+    row = user_rows.find(store.conn, name)
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
         audit_log.record(

@@ -11,15 +11,14 @@ from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import ADMINISTRATOR, Actor
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
-from eset2fa.errors import NotFound, PermissionDenied, StateConflict, UsageError
+from eset2fa.db import users as user_rows
+from eset2fa.errors import PermissionDenied, StateConflict, UsageError
 from eset2fa.ops import audit_log
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 GROUP_PATTERN = NAME_PATTERN
 STATES = ("disabled", "pending", "active")
 REQUIREMENTS = ("active", "pending", "disabled", "enabled", "locked", "unlocked")
-
-STATUS_COLUMNS = "id, name, group_name, state, method, locked, fail_count"
 
 
 def validate_name(name: str, what: str = "user name") -> str:
@@ -31,11 +30,21 @@ def validate_name(name: str, what: str = "user name") -> str:
     return name
 
 
+def require_user(store: Store, name: str) -> sqlite3.Row:
+    """The user named `name`; NotFound (exit 3) when there is none.
+
+    Commands call it to fail on an unknown name before asking for a confirmation or a password.
+    """
+    return user_rows.get(store.conn, name)
+
+
 def get_user(conn: sqlite3.Connection, name: str, columns: str = "*") -> sqlite3.Row:
-    row = conn.execute(f"SELECT {columns} FROM users WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        raise NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
-    return row
+    """The user's whole row; NotFound (exit 3) when there is none.
+
+    Transitional, for core modules not yet moved to `eset2fa.db.users.get`: `columns` is ignored
+    (the row has every column, so reading any of the requested ones still works).
+    """
+    return user_rows.get(conn, name)
 
 
 def status_of(row: sqlite3.Row) -> dict:
@@ -49,8 +58,14 @@ def status_of(row: sqlite3.Row) -> dict:
     }
 
 
-def user_status(conn: sqlite3.Connection, name: str) -> dict:
-    return status_of(get_user(conn, name, STATUS_COLUMNS))
+def user_status(store: Store, name: str) -> dict:
+    """The user's two-factor status (`status_of`); NotFound (exit 3) when there is none.
+
+    `store` may also be the connection of a write transaction the caller holds (transitional:
+    `recovery.lost_phone` passes one).
+    """
+    conn = store if isinstance(store, sqlite3.Connection) else store.conn
+    return status_of(user_rows.get(conn, name))
 
 
 def meets(status: dict, requirement: str) -> bool:
@@ -64,8 +79,9 @@ def meets(status: dict, requirement: str) -> bool:
     }[requirement]
 
 
-def user_details(conn: sqlite3.Connection, name: str) -> dict:
-    row = get_user(conn, name)
+def user_details(store: Store, name: str) -> dict:
+    conn = store.conn
+    row = user_rows.get(conn, name)
     details = status_of(row)
     details.update(
         {
@@ -83,43 +99,15 @@ def user_details(conn: sqlite3.Connection, name: str) -> dict:
 
 
 def list_users(
-    conn: sqlite3.Connection,
+    store: Store,
     *,
     group: str | None = None,
     state: str | None = None,
     locked: bool | None = None,
     limit: int | None = None,
 ) -> list[dict]:
-    clauses, params = [], []
-    if group is not None:
-        clauses.append("group_name = ?")
-        params.append(group)
-    if state is not None:
-        clauses.append("state = ?")
-        params.append(state)
-    if locked is not None:
-        clauses.append("locked = ?")
-        params.append(int(locked))
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {STATUS_COLUMNS} FROM users {where} ORDER BY name"
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    return [status_of(row) for row in conn.execute(sql, params)]
-
-
-def _insert(
-    conn: sqlite3.Connection,
-    name: str,
-    group: str | None,
-    password_hash: str | None,
-    builtin: bool = False,
-) -> int:
-    cursor = conn.execute(
-        "INSERT INTO users (name, group_name, password_hash, builtin, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (name, group, password_hash, int(builtin), now_iso()),
-    )
-    return cursor.lastrowid
+    rows = user_rows.select_status(store.conn, group=group, state=state, locked=locked, limit=limit)
+    return [status_of(row) for row in rows]
 
 
 def _require_group_scope(conn: sqlite3.Connection, actor: Actor, group: str | None) -> None:
@@ -148,15 +136,15 @@ def add_user(
         password_hash = hash_password(password)  # before the write lock: hashing takes ~50 ms
     with store.write() as conn:
         _require_group_scope(conn, actor, group)
-        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+        if user_rows.exists(conn, name):
             raise StateConflict(
                 f"A user named {name!r} already exists.", "Names are case-insensitive."
             )
-        _insert(conn, name, group, password_hash)
+        user_rows.insert(conn, name, group, password_hash, now_iso())
         audit_log.record(
             conn, actor.label, "user.add", name, "ok", {"group": group} if group else None
         )
-    return user_status(store.conn, name)
+    return user_status(store, name)
 
 
 class BulkEntry(NamedTuple):  # not a dataclass: start-up cost (see permissions.py)
@@ -200,15 +188,7 @@ def add_users_bulk(
     chunk = 5000
     with store.write() as conn:
         scope = permissions.write_scope(conn, actor)
-        existing = set()
-        names = [e.name for e in entries]
-        for start in range(0, len(names), 900):  # stay under SQLite's variable limit
-            part = names[start : start + 900]
-            marks = ",".join("?" * len(part))
-            existing.update(
-                r[0].lower()
-                for r in conn.execute(f"SELECT name FROM users WHERE name IN ({marks})", part)
-            )
+        existing = user_rows.existing_names(conn, [e.name for e in entries])
         rows, events, seen = [], [], set()
         for entry in entries:
             group = entry.group or default_group
@@ -228,10 +208,7 @@ def add_users_bulk(
             )
             results.append({"line": entry.line, "name": entry.name, "result": "added"})
         for start in range(0, len(rows), chunk):
-            conn.executemany(
-                "INSERT INTO users (name, group_name, created_at) VALUES (?, ?, ?)",
-                rows[start : start + chunk],
-            )
+            user_rows.insert_many(conn, rows[start : start + chunk])
             if progress:
                 progress(len(rows[start : start + chunk]))
         audit_log.record_many(conn, events)
@@ -240,14 +217,14 @@ def add_users_bulk(
 
 def delete_user(store: Store, actor: Actor, name: str) -> dict:
     with store.write() as conn:
-        row = get_user(conn, name, "id, name, group_name, builtin")
+        row = user_rows.get(conn, name)
         if row["builtin"]:
             raise StateConflict(
                 f"{row['name']} is the built-in administrator and cannot be deleted.",
                 "Disable its two-factor authentication or reset its password instead.",
             )
         permissions.require_write(conn, actor, row)
-        conn.execute("DELETE FROM users WHERE id = ?", (row["id"],))
+        user_rows.delete(conn, row["id"])
         audit_log.record(conn, actor.label, "user.delete", row["name"], "ok")
     return {"name": row["name"], "deleted": True}
 
@@ -258,7 +235,7 @@ def _grant_targets(
     if (write_user is None) == (write_group is None):
         raise UsageError("Give exactly one of --write USER or --write-group GROUP.")
     if write_user is not None:
-        target = get_user(conn, write_user, "id, name, group_name")
+        target = user_rows.get(conn, write_user)
         permissions.require_write(conn, actor, target)
         return target["id"], None, f"user {target['name']}"
     validate_name(write_group, "group name")
@@ -275,7 +252,7 @@ def grant(
     write_group: str | None = None,
 ) -> dict:
     with store.write() as conn:
-        who = get_user(conn, grantee, "id, name, group_name, builtin")
+        who = user_rows.get(conn, grantee)
         permissions.require_write(conn, actor, who)
         user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
         new = permissions.add_grant(conn, who["id"], user_id, group)
@@ -300,7 +277,7 @@ def revoke(
     write_group: str | None = None,
 ) -> dict:
     with store.write() as conn:
-        who = get_user(conn, grantee, "id, name, group_name, builtin")
+        who = user_rows.get(conn, grantee)
         permissions.require_write(conn, actor, who)
         user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
         permissions.remove_grant(conn, who["id"], user_id, group)
@@ -311,7 +288,7 @@ def revoke(
 
 def ensure_administrator(store: Store, password: str | None = None) -> str | None:
     """Create the built-in Administrator if missing. Returns the generated password, if one was."""
-    if store.execute("SELECT 1 FROM users WHERE builtin = 1").fetchone():
+    if user_rows.has_builtin(store.conn):
         return None
     from eset2fa.accounts.passwords import generate_password, hash_password
 
@@ -320,9 +297,9 @@ def ensure_administrator(store: Store, password: str | None = None) -> str | Non
         password = generated = generate_password()
     password_hash = hash_password(password)
     with store.write() as conn:
-        if conn.execute("SELECT 1 FROM users WHERE builtin = 1").fetchone():
+        if user_rows.has_builtin(conn):
             return None  # another process created it meanwhile
-        _insert(conn, ADMINISTRATOR, None, password_hash, builtin=True)
+        user_rows.insert(conn, ADMINISTRATOR, None, password_hash, now_iso(), builtin=True)
         audit_log.record(
             conn,
             "system",

@@ -12,6 +12,9 @@ import sqlite3
 from typing import NamedTuple
 
 from eset2fa.accounts.actors import Actor
+from eset2fa.db import Store
+from eset2fa.db import grants as grant_rows
+from eset2fa.db import users as user_rows
 from eset2fa.errors import NotFound, PermissionDenied
 
 
@@ -36,9 +39,7 @@ class WriteScope(NamedTuple):
 def write_scope(conn: sqlite3.Connection, actor: Actor) -> WriteScope:
     if actor.is_admin:
         return WriteScope(True, frozenset(), frozenset())
-    rows = conn.execute(
-        "SELECT target_user_id, target_group FROM grants WHERE actor_id = ?", (actor.user_id,)
-    ).fetchall()
+    rows = grant_rows.targets(conn, actor.user_id)
     user_ids = frozenset(r[0] for r in rows if r[0] is not None)
     groups = frozenset(r[1].lower() for r in rows if r[1] is not None)
     return WriteScope(False, user_ids, groups)
@@ -60,7 +61,7 @@ def require_group_write(conn: sqlite3.Connection, actor: Actor, group: str) -> N
         )
 
 
-def covers_name(conn: sqlite3.Connection, actor: Actor):
+def covers_name(store: Store, actor: Actor):
     """A predicate on user names: does `actor` have Write over that user? (None: no user.)
 
     For lists that may hold another user's secrets (the outbox keeps reset codes and enrollment
@@ -68,6 +69,7 @@ def covers_name(conn: sqlite3.Connection, actor: Actor):
     """
     if actor.is_admin:
         return lambda _name: True
+    conn = store.conn
     scope = write_scope(conn, actor)
     cache: dict[str, bool] = {}
 
@@ -75,10 +77,8 @@ def covers_name(conn: sqlite3.Connection, actor: Actor):
         if name is None:
             return False
         if name not in cache:
-            row = conn.execute(
-                "SELECT id, group_name FROM users WHERE name = ?", (name,)
-            ).fetchone()
-            cache[name] = row is not None and scope.covers(row[0], row[1])
+            row = user_rows.find(conn, name)
+            cache[name] = row is not None and scope.covers(row["id"], row["group_name"])
         return cache[name]
 
     return covered
@@ -94,12 +94,10 @@ def require_admin(actor: Actor, what: str) -> None:
 
 
 def list_grants(conn: sqlite3.Connection, actor_id: int) -> list[dict]:
-    rows = conn.execute(
-        "SELECT u.name AS user, g.target_group AS grp FROM grants g"
-        " LEFT JOIN users u ON u.id = g.target_user_id WHERE g.actor_id = ? ORDER BY g.id",
-        (actor_id,),
-    ).fetchall()
-    return [{"write_user": r["user"]} if r["user"] else {"write_group": r["grp"]} for r in rows]
+    return [
+        {"write_user": r["target_user"]} if r["target_user"] else {"write_group": r["target_group"]}
+        for r in grant_rows.described(conn, actor_id)
+    ]
 
 
 def add_grant(
@@ -108,26 +106,11 @@ def add_grant(
     """True if the grant was new."""
     from eset2fa.clock import now_iso
 
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO grants (actor_id, target_user_id, target_group, created_at)"
-        " VALUES (?, ?, ?, ?)",
-        (grantee_id, target_user_id, target_group, now_iso()),
-    )
-    return cursor.rowcount == 1
+    return grant_rows.add(conn, grantee_id, target_user_id, target_group, now_iso())
 
 
 def remove_grant(
     conn: sqlite3.Connection, grantee_id: int, target_user_id: int | None, target_group: str | None
 ) -> None:
-    if target_user_id is not None:
-        cursor = conn.execute(
-            "DELETE FROM grants WHERE actor_id = ? AND target_user_id = ?",
-            (grantee_id, target_user_id),
-        )
-    else:
-        cursor = conn.execute(
-            "DELETE FROM grants WHERE actor_id = ? AND target_group = ? COLLATE NOCASE",
-            (grantee_id, target_group),
-        )
-    if cursor.rowcount == 0:
+    if not grant_rows.remove(conn, grantee_id, target_user_id, target_group):
         raise NotFound("No such grant.", "List a user's grants with `eset2fa user show NAME`.")

@@ -64,7 +64,7 @@ def list_(
 
     inv = invocation(ctx)
     rows = audit_log.list_events(
-        inv.store.conn,
+        inv.store,
         user=user,
         since=parse_since(since) if since else None,
         action=action,
@@ -100,7 +100,7 @@ def verify(ctx: typer.Context) -> None:
     from eset2fa.ops import audit_log
 
     inv = invocation(ctx)
-    report = audit_log.verify_chain(inv.store.conn)
+    report = audit_log.verify_chain(inv.store)
     inv.output.result(
         report,
         lambda: inv.output.message(

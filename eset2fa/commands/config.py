@@ -19,7 +19,7 @@ def show(ctx: typer.Context) -> None:
     from eset2fa.ops import config
 
     inv = invocation(ctx)
-    rows = config.show(inv.store.conn)
+    rows = config.show(inv.store)
     inv.output.result(
         rows,
         lambda: inv.output.table(

@@ -54,16 +54,11 @@ def migrate(ctx: typer.Context) -> None:
     Example:
         eset2fa db migrate
     """
-    from eset2fa.db.connection import LATEST_VERSION, applied_migrations
+    from eset2fa.db.health import schema_report
 
     inv = invocation(ctx)
-    store = inv.store  # opening applies pending migrations
-    applied = applied_migrations(store.conn)
-    result = {
-        "schema_version": store.schema_version(),
-        "latest_version": LATEST_VERSION,
-        "migrations": applied,
-    }
+    result = schema_report(inv.store)  # opening the store applied pending migrations
+    applied = result["migrations"]
     inv.output.result(
         result,
         lambda: inv.output.message(

@@ -34,7 +34,7 @@ def outbox(
         channel=channel,
         limit=limit or None,
         db_path=store.path,
-        visible=covers_name(store.conn, inv.actor),
+        visible=covers_name(store, inv.actor),
     )
     inv.output.result(
         rows,

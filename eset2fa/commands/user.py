@@ -161,7 +161,7 @@ def list_(
 
     inv = invocation(ctx)
     rows = console_users.list_users(
-        inv.store.conn,
+        inv.store,
         group=group,
         state=state.value if state else None,
         locked=locked,
@@ -198,7 +198,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="The user's na
     from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    details = console_users.user_details(inv.store.conn, name)
+    details = console_users.user_details(inv.store, name)
 
     def human() -> None:
         grants = (
@@ -249,7 +249,7 @@ def status(
     from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    result = console_users.user_status(inv.store.conn, name)
+    result = console_users.user_status(inv.store, name)
     checks = {r.value: console_users.meets(result, r.value) for r in (require or [])}
     if checks:
         result["checks"] = checks
@@ -272,7 +272,7 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
 
     inv = invocation(ctx)
     actor = inv.actor
-    console_users.get_user(inv.store.conn, name, "id")  # not found before asking
+    console_users.require_user(inv.store, name)  # not found before asking
     inv.confirm(f"Delete user {name}?")
     result = console_users.delete_user(inv.store, actor, name)
     inv.output.result(result, lambda: inv.output.message(f"Deleted user {result['name']}"))

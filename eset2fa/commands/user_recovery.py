@@ -51,7 +51,7 @@ def reset_password(
 
     inv = invocation(ctx)
     actor = inv.actor
-    console_users.get_user(inv.store.conn, name, "id")  # not found before asking for a password
+    console_users.require_user(inv.store, name)  # not found before asking for a password
     password = None
     if password_stdin:
         password = inv.read_secret(f"New password for {name}", from_stdin=True)

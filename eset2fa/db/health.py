@@ -1,11 +1,11 @@
-"""`db check`: integrity, schema version, counts."""
+"""`db check`, `db migrate` and `doctor`: integrity, schema version and migrations, counts."""
 
 from __future__ import annotations
 
 import os
 import stat
 
-from eset2fa.db.connection import LATEST_VERSION, Store
+from eset2fa.db.connection import LATEST_VERSION, Store, applied_migrations
 
 
 def check_store(store: Store) -> dict:
@@ -31,4 +31,18 @@ def check_store(store: Store) -> dict:
         "states": states,
         "locked": conn.execute("SELECT count(*) FROM users WHERE locked = 1").fetchone()[0],
         "audit_rows": conn.execute("SELECT count(*) FROM audit").fetchone()[0],
+    }
+
+
+def quick_check(store: Store) -> list[str]:
+    """PRAGMA quick_check: ["ok"], or the problems found (b-tree structure, not index contents)."""
+    return [row[0] for row in store.conn.execute("PRAGMA quick_check")]
+
+
+def schema_report(store: Store) -> dict:
+    """The schema version, the latest this eset2fa knows, and the migrations applied (by name)."""
+    return {
+        "schema_version": store.schema_version(),
+        "latest_version": LATEST_VERSION,
+        "migrations": applied_migrations(store.conn),
     }

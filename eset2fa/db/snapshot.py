@@ -103,9 +103,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _snapshot_facts(conn: sqlite3.Connection) -> SnapshotFacts:
+def header(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(application_id, user_version) from the file header: whose file it is, which schema."""
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    return app_id, version
+
+
+def _snapshot_facts(conn: sqlite3.Connection) -> SnapshotFacts:
+    app_id, version = header(conn)
     users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
     row = conn.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()
     return SnapshotFacts(app_id, version, users, row[0] if row else None)
@@ -199,6 +205,18 @@ def copy_private(source: Path, dest: Path) -> None:
             out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
+
+
+def checkpoint(path: Path) -> None:
+    """Fold the WAL of the database at `path` into its main file and empty the -wal (TRUNCATE).
+
+    sqlite3.DatabaseError when the file is too damaged to checkpoint.
+    """
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
 
 
 def to_wal_mode(path: Path) -> None:

@@ -13,6 +13,8 @@ from typing import NamedTuple
 from eset2fa.db.audit import LAST_HASH_SQL
 from eset2fa.errors import NotFound
 
+_IN_LIMIT = 900  # names per `IN (...)`: below SQLite's variable limit on old builds
+
 
 def find(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
     """The user named `name` (names are case-insensitive), or None."""
@@ -137,12 +139,95 @@ def set_secrets(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int]]) -> 
     conn.executemany("UPDATE users SET secret = ? WHERE id = ?", rows)
 
 
+# -- accounts (console users: add, list, delete, the built-in Administrator) ----------------------
+
+# What `user list` shows: the status columns only, so listing 100,000 users reads no secrets.
+_STATUS_COLUMNS = "id, name, group_name, state, method, locked, fail_count"
+
+
+def exists(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is not None
+
+
+def existing_names(conn: sqlite3.Connection, names: list[str]) -> set[str]:
+    """Which of `names` are taken, lower-cased (names compare case-insensitively)."""
+    found: set[str] = set()
+    for start in range(0, len(names), _IN_LIMIT):
+        part = names[start : start + _IN_LIMIT]
+        marks = ",".join("?" * len(part))
+        found.update(
+            row[0].lower()
+            for row in conn.execute(f"SELECT name FROM users WHERE name IN ({marks})", part)
+        )
+    return found
+
+
+def select_status(
+    conn: sqlite3.Connection,
+    *,
+    group: str | None = None,
+    state: str | None = None,
+    locked: bool | None = None,
+    limit: int | None = None,
+) -> Iterable[sqlite3.Row]:
+    """(id, name, group_name, state, method, locked, fail_count) of the matching users, by name
+    (streamed: one query however many users; all of them when limit is None)."""
+    clauses, params = [], []
+    if group is not None:
+        clauses.append("group_name = ?")
+        params.append(group)
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
+    if locked is not None:
+        clauses.append("locked = ?")
+        params.append(int(locked))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {_STATUS_COLUMNS} FROM users {where} ORDER BY name"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return conn.execute(sql, params)
+
+
+def has_builtin(conn: sqlite3.Connection) -> bool:
+    """Whether the built-in Administrator exists."""
+    return conn.execute("SELECT 1 FROM users WHERE builtin = 1").fetchone() is not None
+
+
+def insert(
+    conn: sqlite3.Connection,
+    name: str,
+    group: str | None,
+    password_hash: str | None,
+    created_at: str,
+    *,
+    builtin: bool = False,
+) -> int:
+    """A new user (2FA disabled); returns its id."""
+    cursor = conn.execute(
+        "INSERT INTO users (name, group_name, password_hash, builtin, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (name, group, password_hash, int(builtin), created_at),
+    )
+    return cursor.lastrowid
+
+
+def insert_many(conn: sqlite3.Connection, rows: Iterable[tuple[str, str | None, str]]) -> None:
+    """(name, group, created_at) per new user, without a password (`user add --from-file`)."""
+    conn.executemany("INSERT INTO users (name, group_name, created_at) VALUES (?, ?, ?)", rows)
+
+
+def delete(conn: sqlite3.Connection, user_id: int) -> None:
+    """The user and, by ON DELETE CASCADE, their grants (both ways), push requests, token reset
+    and recovery codes."""
+    conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+
+
 # -- two-factor enrollment, login and recovery (twofactor/, recovery/) ---------------------------
 
 # What bulk enable and disable read per user: a fixed set, not `*`, because at 100,000 users the
 # unread columns (password hash, secret) would be decoded for nothing.
 _TARGET_COLUMNS = "id, name, group_name, state, method, phone"
-_IN_LIMIT = 900  # names per `IN (...)`: below SQLite's variable limit on old builds
 
 
 def targets_named(conn: sqlite3.Connection, names: Iterable[str]) -> list[sqlite3.Row]:

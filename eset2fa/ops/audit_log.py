@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from eset2fa.clock import now_iso
+from eset2fa.db import Store
 from eset2fa.db import audit as audit_rows
 
 GENESIS = "0" * 64
@@ -112,7 +113,7 @@ def record(
 
 
 def list_events(
-    conn: sqlite3.Connection,
+    store: Store,
     *,
     user: str | None = None,
     since: str | None = None,
@@ -120,7 +121,7 @@ def list_events(
     limit: int | None = 100,
 ) -> list[dict]:
     """The newest `limit` matching rows (all when limit is None), oldest first."""
-    rows = audit_rows.select_events(conn, user=user, since=since, action=action, limit=limit)
+    rows = audit_rows.select_events(store.conn, user=user, since=since, action=action, limit=limit)
     events = []
     for row in reversed(rows):
         event = dict(row)
@@ -129,11 +130,11 @@ def list_events(
     return events
 
 
-def verify_chain(conn: sqlite3.Connection) -> dict:
+def verify_chain(store: Store) -> dict:
     """Recompute the chain; report the first row whose hash or link does not match."""
     prev = GENESIS
     checked = 0
-    for row in audit_rows.chain(conn):
+    for row in audit_rows.chain(store.conn):
         expected = _row_hash(
             prev,
             row["at"],

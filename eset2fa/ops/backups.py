@@ -26,7 +26,9 @@ from pathlib import Path
 from eset2fa import __version__
 from eset2fa.accounts.actors import Actor, local_operator
 from eset2fa.db import Store
+from eset2fa.db import meta as meta_rows
 from eset2fa.db import snapshot as files
+from eset2fa.db import users as user_rows
 from eset2fa.errors import EncryptionKeyError, NotFound, StateConflict, StorageError, UsageError
 from eset2fa.ops import audit_log
 
@@ -267,8 +269,7 @@ def _validate_candidate(candidate: Path, db_path: Path, shown: Path) -> dict:
     files.verify_file(candidate, subject=str(shown))
     conn = files.open_read_only(candidate)
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id, version = files.header(conn)
         if app_id != APPLICATION_ID:
             raise StorageError(
                 f"{shown} is not an eset2fa database (another application's SQLite file).",
@@ -279,10 +280,8 @@ def _validate_candidate(candidate: Path, db_path: Path, shown: Path) -> dict:
                 f"{shown} has schema version {version}; this eset2fa knows up to {LATEST_VERSION}.",
                 "Upgrade eset2fa before restoring this backup; nothing was changed.",
             )
-        has_check = (
-            conn.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone() is not None
-        )
-        users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        has_check = meta_rows.get(conn, "key_check") is not None
+        users = user_rows.count(conn)
         fingerprint = None
         if has_check:
             try:
@@ -324,11 +323,7 @@ def _set_aside_live(db_path: Path, moment: datetime) -> Path | None:
     # behind to be replayed onto the restored file. A live file too damaged to checkpoint keeps
     # its -wal beside the copy instead (same suffix, so SQLite pairs them).
     try:
-        conn = sqlite3.connect(db_path, timeout=files.BUSY_TIMEOUT_SECONDS, isolation_level=None)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
+        files.checkpoint(db_path)
     except sqlite3.DatabaseError:
         pass
     kept = db_path.with_name(f"{db_path.name}.replaced-{_stamp(moment)}")

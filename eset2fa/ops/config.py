@@ -267,9 +267,9 @@ def unset(store: Store, actor: Actor, key: str) -> dict:
     return {"key": key, "value": setting_for(key).default}
 
 
-def show(conn: sqlite3.Connection) -> list[dict]:
+def show(store: Store) -> list[dict]:
     """Every declared setting and every stored one; secrets only as set/unset."""
-    stored = {row["key"]: row for row in setting_rows.all_rows(conn)}
+    stored = {row["key"]: row for row in setting_rows.all_rows(store.conn)}
     keys = sorted(set(SETTINGS) | set(stored))
     rows = []
     for key in keys:

@@ -23,17 +23,19 @@ def _check(name: str, status: str, detail: str) -> dict:
 
 
 def _database(store) -> dict:
-    result = [row[0] for row in store.conn.execute("PRAGMA quick_check")]
+    from eset2fa.db.health import quick_check
+
+    result = quick_check(store)
     if result != ["ok"]:
         return _check("database", FAILED, "quick_check: " + "; ".join(result[:3]))
     return _check("database", OK, f"{store.path} (schema {store.schema_version()}, quick_check ok)")
 
 
 def _key(store) -> dict:
+    from eset2fa.db import meta as meta_rows
     from eset2fa.secrets.keys import load_key
 
-    has_key = store.conn.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone()
-    if has_key is None:
+    if meta_rows.get(store.conn, "key_check") is None:
         return _check("key", WARNING, "no key yet: one is created when a secret is first stored")
     try:
         master = load_key(store.conn, store.path)
