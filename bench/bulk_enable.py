@@ -29,7 +29,7 @@ def build_template(path: Path, users: int) -> None:
             "INSERT INTO users (name, group_name, created_at) VALUES (?, ?, ?)",
             ((f"user{i:07d}", f"g{i % 50}", "2026-01-01T00:00:00Z") for i in range(users)),
         )
-    store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
 
 

@@ -76,8 +76,8 @@ def main() -> None:
     try:
         path = work / "verify.db"
         store = setup(path)
-        assert store.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert store.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         verify_loop(store, 200)  # warm-up: the key is loaded once per store
         ours, bare = [], []
         for _ in range(args.rounds):

@@ -57,7 +57,7 @@ def test_rekey_with_key_file(cli, db_path, sql, monkeypatch):
     # on this branch).
     store = open_store(db_path)
     old_key = keys.load_key(store.conn, db_path)
-    store.execute(
+    store.conn.execute(
         "INSERT INTO config (key, secret, updated_at) VALUES ('sms.password', ?, 'now')",
         (old_key.seal(b"gateway-password", "config:sms.password"),),
     )
@@ -80,7 +80,9 @@ def test_rekey_with_key_file(cli, db_path, sql, monkeypatch):
     assert cli("auth", "verify", "alice", totp_now(alice)).exit_code == 0
     assert cli("auth", "verify", "bob", totp_now(bob)).exit_code == 0
     store = open_store(db_path)
-    secret = store.execute("SELECT secret FROM config WHERE key = 'sms.password'").fetchone()[0]
+    secret = store.conn.execute("SELECT secret FROM config WHERE key = 'sms.password'").fetchone()[
+        0
+    ]
     assert keys.load_key(store.conn, db_path).open(secret, "config:sms.password") == (
         b"gateway-password"
     )

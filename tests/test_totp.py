@@ -43,9 +43,9 @@ def test_rfc6238_vectors_through_verify_otp(cli, db_path):
     store = open_store(db_path)
     try:
         key = keys.load_key(store.conn, db_path)
-        user_id = store.execute("SELECT id FROM users WHERE name = 'alice'").fetchone()[0]
+        user_id = store.conn.execute("SELECT id FROM users WHERE name = 'alice'").fetchone()[0]
         sealed = key.seal(b"12345678901234567890", f"user:{user_id}:totp")
-        store.execute("UPDATE users SET secret = ? WHERE id = ?", (sealed, user_id))
+        store.conn.execute("UPDATE users SET secret = ? WHERE id = ?", (sealed, user_id))
         for moment, code in RFC6238_SHA1:
             assert totp.code_at_step(rfc_secret, moment // 30) == code
             result = totp.verify_otp(store, "alice", code, now=moment)

@@ -38,15 +38,6 @@ def require_user(store: Store, name: str) -> sqlite3.Row:
     return user_rows.get(store.conn, name)
 
 
-def get_user(conn: sqlite3.Connection, name: str, columns: str = "*") -> sqlite3.Row:
-    """The user's whole row; NotFound (exit 3) when there is none.
-
-    Transitional, for core modules not yet moved to `eset2fa.db.users.get`: `columns` is ignored
-    (the row has every column, so reading any of the requested ones still works).
-    """
-    return user_rows.get(conn, name)
-
-
 def status_of(row: sqlite3.Row) -> dict:
     return {
         "name": row["name"],
@@ -59,13 +50,8 @@ def status_of(row: sqlite3.Row) -> dict:
 
 
 def user_status(store: Store, name: str) -> dict:
-    """The user's two-factor status (`status_of`); NotFound (exit 3) when there is none.
-
-    `store` may also be the connection of a write transaction the caller holds (transitional:
-    `recovery.lost_phone` passes one).
-    """
-    conn = store if isinstance(store, sqlite3.Connection) else store.conn
-    return status_of(user_rows.get(conn, name))
+    """The user's two-factor status (`status_of`); NotFound (exit 3) when there is none."""
+    return status_of(user_rows.get(store.conn, name))
 
 
 def meets(status: dict, requirement: str) -> bool:

@@ -75,9 +75,6 @@ class Store:
         """
         return _WriteTransaction(self.conn)
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
-
     def schema_version(self) -> int:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 

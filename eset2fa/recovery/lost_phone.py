@@ -76,7 +76,7 @@ def reset_password(
                 "previous_state": target["state"],
             },
         )
-        status = console_users.user_status(conn, target["name"])
+        status = console_users.status_of(user_rows.get(conn, target["name"]))
     result = {
         "name": target["name"],
         "backup": backup_path,
