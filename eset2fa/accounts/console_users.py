@@ -17,8 +17,6 @@ from eset2fa.ops import audit_log
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 GROUP_PATTERN = NAME_PATTERN
-STATES = ("disabled", "pending", "active")
-REQUIREMENTS = ("active", "pending", "disabled", "enabled", "locked", "unlocked")
 
 
 def validate_name(name: str, what: str = "user name") -> str:

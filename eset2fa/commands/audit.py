@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import typer
 
-from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import invocation
+from eset2fa.commands.options import limit_option
 
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 
@@ -50,9 +51,7 @@ def list_(
     ),
     since: str = typer.Option(None, "--since", help="Only rows since: 30m, 24h, 7d, or a date."),
     action: str = typer.Option(None, "--action", help="Only this action (or prefix, e.g. user)."),
-    limit: int = typer.Option(
-        100, "--limit", min=0, max=NUMBER_LIMIT, help="The newest N rows; 0 for all."
-    ),
+    limit: int = limit_option(100, "The newest N rows; 0 for all."),
 ) -> None:
     """Show audit rows, oldest first: time, actor, action, target, result.
 

@@ -3,7 +3,8 @@
 import typer
 
 from eset2fa.commands.invocation import invocation
-from eset2fa.commands.push import announcer, timeout_option
+from eset2fa.commands.options import password_stdin_option, timeout_option
+from eset2fa.commands.push import announcer
 
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
 
@@ -71,9 +72,7 @@ def verify(
 def login(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The user's name."),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the password from stdin's first line."
-    ),
+    password_stdin: bool = password_stdin_option("Read the password from stdin's first line."),
 ) -> None:
     """Log in interactively: password, first-login enrollment, then the one-time password.
 

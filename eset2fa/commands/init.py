@@ -3,13 +3,12 @@
 import typer
 
 from eset2fa.commands.invocation import invocation, stdin_is_terminal
+from eset2fa.commands.options import password_stdin_option
 
 
 def init(
     ctx: typer.Context,
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the Administrator password from stdin."
-    ),
+    password_stdin: bool = password_stdin_option("Read the Administrator password from stdin."),
 ) -> None:
     """Create the store (database, schema) and the built-in Administrator account.
 

@@ -2,7 +2,8 @@
 
 import typer
 
-from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import invocation
+from eset2fa.commands.options import limit_option, timeout_option
 
 app = typer.Typer(help="Push requests: send, wait, list, approve, reject.", no_args_is_help=True)
 
@@ -11,17 +12,6 @@ _FIELDS = ("id", "user", "state", "created_at", "expires_at", "decided_at", "dec
 
 def _show_one(inv, request: dict) -> None:
     inv.output.result(request, lambda: inv.output.fields([(k, request.get(k)) for k in _FIELDS]))
-
-
-def timeout_option():
-    """--timeout, shared by `push send` and `auth push`."""
-    return typer.Option(
-        None,
-        "--timeout",
-        min=1,
-        max=NUMBER_LIMIT,
-        help="Seconds to wait (default: push.timeout_seconds, 150).",
-    )
 
 
 def announcer(inv, label: str):
@@ -67,9 +57,7 @@ def list_(
     state: str = typer.Option(
         None, "--state", help="Only pending, approved, rejected or expired requests."
     ),
-    limit: int = typer.Option(
-        100, "--limit", min=0, max=NUMBER_LIMIT, help="The newest N; 0 for all."
-    ),
+    limit: int = limit_option(100, "The newest N; 0 for all."),
 ) -> None:
     """List push requests, newest last (a pending request past its expiry shows as expired).
 

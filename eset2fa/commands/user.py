@@ -1,31 +1,23 @@
 """`eset2fa user ...`: console users, their groups, grants and status."""
 
-import sys
-from enum import StrEnum
-from pathlib import Path
-
 import typer
 
-from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import invocation
+from eset2fa.commands.options import (
+    from_file_option,
+    group_option,
+    limit_option,
+    password_stdin_option,
+    read_lines,
+    render_bulk,
+    write_group_option,
+    write_user_option,
+)
+from eset2fa.twofactor.states import Requirement, State
 
 app = typer.Typer(
     help="Manage console users, their permissions and two-factor state.", no_args_is_help=True
 )
-
-
-class State(StrEnum):
-    disabled = "disabled"
-    pending = "pending"
-    active = "active"
-
-
-class Requirement(StrEnum):
-    active = "active"
-    pending = "pending"
-    disabled = "disabled"
-    enabled = "enabled"
-    locked = "locked"
-    unlocked = "unlocked"
 
 
 def _status_line(status: dict) -> str:
@@ -41,16 +33,10 @@ def _status_line(status: dict) -> str:
 def add(
     ctx: typer.Context,
     name: str = typer.Argument(None, help="The new user's name (omit with --from-file)."),
-    group: str = typer.Option(None, "--group", "-g", help="The user's group."),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the user's password from stdin."
-    ),
-    from_file: str = typer.Option(
-        None,
-        "--from-file",
-        "-f",
-        metavar="FILE|-",
-        help="Add many users: one name per line, or CSV name,group; '-' reads stdin.",
+    group: str = group_option("The user's group."),
+    password_stdin: bool = password_stdin_option("Read the user's password from stdin."),
+    from_file: str = from_file_option(
+        "Add many users: one name per line, or CSV name,group; '-' reads stdin."
     ),
 ) -> None:
     """Add a console user, or many from a file in one transaction.
@@ -88,27 +74,12 @@ def add(
     )
 
 
-def _read_lines(source: str) -> list[str]:
-    from eset2fa.errors import NotFound
-
-    if source == "-":
-        return sys.stdin.read().splitlines() if sys.stdin is not None else []  # None: closed
-    try:
-        return Path(source).read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise NotFound(f"No file {source!r}.", "Give a path to a file, or '-' for stdin.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        from eset2fa.errors import UsageError
-
-        raise UsageError(f"Cannot read {source!r}: {exc}.") from None
-
-
 def _add_from_file(inv, source: str, group: str | None) -> None:
     from eset2fa.accounts import console_users
 
     if group is not None:
         console_users.validate_name(group, "group name")
-    entries, rejected = console_users.parse_user_lines(_read_lines(source))
+    entries, rejected = console_users.parse_user_lines(read_lines(source))
     actor = inv.actor
     store = inv.store
     with inv.output.progress(len(entries), "Adding users") as advance:
@@ -119,37 +90,27 @@ def _add_from_file(inv, source: str, group: str | None) -> None:
     counts: dict[str, int] = {}
     for row in results:
         counts[row["result"]] = counts.get(row["result"], 0) + 1
-    failed = sum(n for result, n in counts.items() if result != "added")
-
-    def human() -> None:
-        problems = [r for r in results if r["result"] != "added"]
-        if problems:
-            inv.output.table(
-                ["line", "name", "result"],
-                [(r["line"], r["name"], r["result"]) for r in problems[:50]],
-                title="Lines not added",
-            )
-            if len(problems) > 50:
-                inv.output.message(f"... and {len(problems) - 50} more (use --json for all)")
-        summary = ", ".join(f"{n} {result}" for result, n in sorted(counts.items())) or "no lines"
-        inv.output.message(f"Users from {source}: {summary}")
-
-    inv.output.result({"counts": counts, "results": results}, human)
-    if failed:
-        raise typer.Exit(1)
+    render_bulk(
+        inv,
+        results,
+        counts,
+        ok=("added",),
+        columns=("line", "name", "result"),
+        title="Lines not added",
+        summary=f"Users from {source}",
+        empty="no lines",
+    )
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    group: str = typer.Option(None, "--group", "-g", help="Only users of this group."),
+    group: str = group_option("Only users of this group."),
     state: State = typer.Option(None, "--state", help="Only users in this 2FA state."),
     locked: bool = typer.Option(
         None, "--locked/--unlocked", help="Only locked / unlocked users.", show_default=False
     ),
-    limit: int = typer.Option(
-        None, "--limit", min=1, max=NUMBER_LIMIT, help="At most this many users."
-    ),
+    limit: int = limit_option(None, "At most this many users.", minimum=1),
 ) -> None:
     """List users with their two-factor state.
 
@@ -282,10 +243,8 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
 def grant(
     ctx: typer.Context,
     grantee: str = typer.Argument(..., metavar="ACTOR", help="The user who gets the permission."),
-    write: str = typer.Option(None, "--write", metavar="USER", help="Write over this user."),
-    write_group: str = typer.Option(
-        None, "--write-group", metavar="GROUP", help="Write over every user of this group."
-    ),
+    write: str = write_user_option(),
+    write_group: str = write_group_option("Write over every user of this group."),
 ) -> None:
     """Give a console user Write permission over a user or a group.
 
@@ -312,10 +271,8 @@ def grant(
 def revoke(
     ctx: typer.Context,
     grantee: str = typer.Argument(..., metavar="ACTOR", help="The user who loses the permission."),
-    write: str = typer.Option(None, "--write", metavar="USER", help="Write over this user."),
-    write_group: str = typer.Option(
-        None, "--write-group", metavar="GROUP", help="Write over this group."
-    ),
+    write: str = write_user_option(),
+    write_group: str = write_group_option("Write over this group."),
 ) -> None:
     """Take back a Write permission given with `user grant`.
 

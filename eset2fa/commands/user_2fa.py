@@ -4,17 +4,19 @@ They live apart from commands/user.py (accounts and permissions) and register on
 sub-app; cli._wire imports this module so they exist.
 """
 
-from enum import StrEnum
-
 import typer
 
 from eset2fa.commands.invocation import invocation
-from eset2fa.commands.user import _read_lines, app
-
-
-class Method(StrEnum):
-    totp = "totp"
-    push = "push"
+from eset2fa.commands.options import (
+    all_option,
+    from_file_option,
+    group_option,
+    qr_option,
+    read_lines,
+    render_bulk,
+)
+from eset2fa.commands.user import app
+from eset2fa.twofactor.states import Method
 
 
 def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str] | None:
@@ -26,7 +28,7 @@ def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str
         raise UsageError("Give NAMEs or --from-file, not both.")
     from eset2fa.accounts import console_users
 
-    entries, rejected = console_users.parse_user_lines(_read_lines(from_file))
+    entries, rejected = console_users.parse_user_lines(read_lines(from_file))
     if rejected:
         bad = ", ".join(f"line {r['line']}" for r in rejected[:5])
         raise UsageError(f"{from_file}: invalid user names ({bad}).", "One name per line.")
@@ -34,17 +36,16 @@ def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str
 
 
 def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
-    problems = [r for r in report.results if r["result"] not in ok]
-    if problems:
-        inv.output.table(
-            ["name", "result"],
-            [(r["name"], r["result"]) for r in problems[:50]],
-            title=f"Users not {verb}",
-        )
-        if len(problems) > 50:
-            inv.output.message(f"... and {len(problems) - 50} more (use --json for all)")
-    summary = ", ".join(f"{n} {result}" for result, n in sorted(report.counts.items()))
-    inv.output.message(f"{verb.capitalize()}: {summary or 'no users'}")
+    render_bulk(
+        inv,
+        report.results,
+        report.counts,
+        ok=ok,
+        columns=("name", "result"),
+        title=f"Users not {verb}",
+        summary=verb.capitalize(),
+        empty="no users",
+    )
 
 
 @app.command("enable")
@@ -52,16 +53,11 @@ def enable(
     ctx: typer.Context,
     names: list[str] = typer.Argument(None, help="Users to enable (or --group/--all/--from-file)."),
     method: Method = typer.Option(Method.totp, "--method", "-m", help="totp or push."),
-    group: str = typer.Option(None, "--group", "-g", help="Every user of this group."),
-    all_users: bool = typer.Option(False, "--all", help="Every user."),
-    from_file: str = typer.Option(
-        None, "--from-file", "-f", metavar="FILE|-", help="Names, one per line; '-' reads stdin."
-    ),
-    show_qr: bool = typer.Option(
-        None,
-        "--qr/--no-qr",
-        help="Print the enrollment QR code (default: on a terminal, for one user).",
-        show_default=False,
+    group: str = group_option("Every user of this group."),
+    all_users: bool = all_option(),
+    from_file: str = from_file_option("Names, one per line; '-' reads stdin."),
+    show_qr: bool = qr_option(
+        "Print the enrollment QR code (default: on a terminal, for one user)."
     ),
     phone: str = typer.Option(
         None, "--phone", metavar="NUMBER", help="Record the user's phone number (international)."
@@ -128,20 +124,15 @@ def enable(
 
         inv.output.result(result, human)
         return
-    inv.output.result(
-        {"counts": report.counts, "results": report.results},
-        lambda: _bulk_summary(inv, report, "enabled", (enrollment.ENABLED,)),
-    )
-    if report.failed((enrollment.ENABLED,)):
-        raise typer.Exit(1)
+    _bulk_summary(inv, report, "enabled", (enrollment.ENABLED,))
 
 
 @app.command("disable")
 def disable(
     ctx: typer.Context,
     names: list[str] = typer.Argument(None, help="Users to disable (or --group/--all)."),
-    group: str = typer.Option(None, "--group", "-g", help="Every user of this group."),
-    all_users: bool = typer.Option(False, "--all", help="Every user."),
+    group: str = group_option("Every user of this group."),
+    all_users: bool = all_option(),
 ) -> None:
     """Turn off two-factor authentication: deletes the secret and phone number (audit kept).
 
@@ -170,12 +161,7 @@ def disable(
             ),
         )
         return
-    inv.output.result(
-        {"counts": report.counts, "results": report.results},
-        lambda: _bulk_summary(inv, report, "disabled", ok),
-    )
-    if report.failed(ok):
-        raise typer.Exit(1)
+    _bulk_summary(inv, report, "disabled", ok)
 
 
 @app.command("unlock")

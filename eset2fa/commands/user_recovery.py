@@ -3,7 +3,11 @@
 import typer
 
 from eset2fa.commands.invocation import invocation, stdin_is_terminal
+from eset2fa.commands.options import password_stdin_option, qr_option
 from eset2fa.commands.user import app
+
+# --qr/--no-qr of the commands that issue a new secret (reset-token, recover)
+_NEW_QR_HELP = "Print the new enrollment QR code (default: on a terminal)."
 
 
 def _prompt_new_password(name: str) -> str | None:
@@ -30,8 +34,8 @@ def _prompt_new_password(name: str) -> str | None:
 def reset_password(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The user whose password is reset."),
-    password_stdin: bool = typer.Option(
-        False, "--password-stdin", help="Read the new password from stdin (its next line)."
+    password_stdin: bool = password_stdin_option(
+        "Read the new password from stdin (its next line)."
     ),
 ) -> None:
     """Reset a user's password after a verified backup; for Administrator also disable its 2FA.
@@ -92,16 +96,6 @@ def _show_enrollment(inv, name: str, uri: str | None, show_qr: bool | None) -> N
         inv.output.notice(f"Show the QR code with: eset2fa qr {name} (while pending)")
 
 
-def new_qr_option():
-    """--qr/--no-qr of the commands that issue a new secret (reset-token, recover)."""
-    return typer.Option(
-        None,
-        "--qr/--no-qr",
-        help="Print the new enrollment QR code (default: on a terminal).",
-        show_default=False,
-    )
-
-
 @app.command("reset-token")
 def reset_token(
     ctx: typer.Context,
@@ -109,7 +103,7 @@ def reset_token(
     confirm: str = typer.Option(
         None, "--confirm", metavar="CODE", help="The verification code the user got by SMS."
     ),
-    show_qr: bool = new_qr_option(),
+    show_qr: bool = qr_option(_NEW_QR_HELP),
 ) -> None:
     """Reset a user's TOTP token: a code by SMS to their stored phone, then a new secret.
 
@@ -165,7 +159,7 @@ def recover(
     lost_phone: bool = typer.Option(
         False, "--lost-phone", help="The phone with the authenticator (or push app) is lost."
     ),
-    show_qr: bool = new_qr_option(),
+    show_qr: bool = qr_option(_NEW_QR_HELP),
 ) -> None:
     """Recover a user who lost their phone: backup, drop the lost factor, enrol again, unlock.
 

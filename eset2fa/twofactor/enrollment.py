@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from eset2fa.accounts import permissions
@@ -26,8 +26,8 @@ from eset2fa.ops import audit_log
 from eset2fa.secrets import keys
 from eset2fa.secrets.sealer import Sealer
 from eset2fa.twofactor import totp
+from eset2fa.twofactor.states import Method
 
-METHODS = ("totp", "push")
 CHUNK = 5000
 
 # Per-user results.
@@ -57,10 +57,6 @@ class BulkReport:
         for _name, result in self.outcomes:
             counts[result] = counts.get(result, 0) + 1
         return counts
-
-    def failed(self, ok: Iterable[str]) -> int:
-        allowed = set(ok)
-        return sum(1 for _name, result in self.outcomes if result not in allowed)
 
 
 def _target_chunks(
@@ -142,7 +138,7 @@ def enable(
     Users already enabled, unknown or outside the actor's Write permission are reported, not
     changed. For a single TOTP user the report carries the enrollment URI (shown only now).
     """
-    if method not in METHODS:
+    if method not in Method.__members__:
         raise UsageError(f"Unknown method {method!r}.", "Use --method totp or --method push.")
     if phone is not None:
         from eset2fa.twofactor.phones import normalize_phone

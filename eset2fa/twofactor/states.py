@@ -16,3 +16,14 @@ class State(StrEnum):
 class Method(StrEnum):
     totp = "totp"  # an authenticator app (RFC 6238)
     push = "push"  # approve a push request on the phone
+
+
+class Requirement(StrEnum):
+    """What `user status --require` can ask of a user (`console_users.meets`)."""
+
+    active = "active"
+    pending = "pending"
+    disabled = "disabled"
+    enabled = "enabled"  # pending or active
+    locked = "locked"
+    unlocked = "unlocked"

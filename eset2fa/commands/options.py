@@ -1,0 +1,108 @@
+"""Options shared by several commands, each defined once, and the bulk-result rendering.
+
+A command declares `group: str = group_option("Every user of this group.")`; the flag names,
+short forms, metavars and bounds live here, only the help sentence is the command's own (sqlite-
+utils' shared option decorators do the same). Typer reads options from parameter defaults, so
+these are factories: each call gives a new `typer.Option` for one parameter.
+"""
+
+import sys
+from pathlib import Path
+
+import typer
+
+from eset2fa.commands.invocation import NUMBER_LIMIT
+
+
+def group_option(help: str):
+    return typer.Option(None, "--group", "-g", metavar="GROUP", help=help)
+
+
+def all_option():
+    return typer.Option(False, "--all", help="Every user.")
+
+
+def from_file_option(help: str):
+    return typer.Option(None, "--from-file", "-f", metavar="FILE|-", help=help)
+
+
+def limit_option(default: int | None, help: str, *, minimum: int = 0):
+    return typer.Option(default, "--limit", min=minimum, max=NUMBER_LIMIT, help=help)
+
+
+def password_stdin_option(help: str):
+    return typer.Option(False, "--password-stdin", help=help)
+
+
+def write_user_option(help: str = "Write over this user."):
+    return typer.Option(None, "--write", metavar="USER", help=help)
+
+
+def write_group_option(help: str):
+    return typer.Option(None, "--write-group", metavar="GROUP", help=help)
+
+
+def timeout_option():
+    """--timeout, shared by `push send` and `auth push`."""
+    return typer.Option(
+        None,
+        "--timeout",
+        min=1,
+        max=NUMBER_LIMIT,
+        help="Seconds to wait (default: push.timeout_seconds, 150).",
+    )
+
+
+def qr_option(help: str):
+    """--qr/--no-qr: unset (None) means "on a terminal"."""
+    return typer.Option(None, "--qr/--no-qr", help=help, show_default=False)
+
+
+def read_lines(source: str) -> list[str]:
+    """The lines of a --from-file argument: a path, or '-' for standard input."""
+    from eset2fa.errors import NotFound, UsageError
+
+    if source == "-":
+        return sys.stdin.read().splitlines() if sys.stdin is not None else []  # None: closed
+    try:
+        return Path(source).read_text(encoding="utf-8-sig").splitlines()
+    except FileNotFoundError:
+        raise NotFound(f"No file {source!r}.", "Give a path to a file, or '-' for stdin.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read {source!r}: {exc}.") from None
+
+
+SHOWN_PROBLEMS = 50  # rows of a bulk result's problem table; --json has them all
+
+
+def render_bulk(
+    inv,
+    results: list[dict],
+    counts: dict[str, int],
+    *,
+    ok: tuple[str, ...],
+    columns: tuple[str, ...],
+    title: str,
+    summary: str,
+    empty: str,
+) -> None:
+    """The result of a bulk command: one JSON document, or the rows that did not go through (at
+    most SHOWN_PROBLEMS) and a one-line count per result. Exit 1 when any row failed."""
+
+    def human() -> None:
+        problems = [r for r in results if r["result"] not in ok]
+        if problems:
+            inv.output.table(
+                list(columns),
+                [tuple(r[c] for c in columns) for r in problems[:SHOWN_PROBLEMS]],
+                title=title,
+            )
+            if len(problems) > SHOWN_PROBLEMS:
+                more = len(problems) - SHOWN_PROBLEMS
+                inv.output.message(f"... and {more} more (use --json for all)")
+        counted = ", ".join(f"{n} {result}" for result, n in sorted(counts.items()))
+        inv.output.message(f"{summary}: {counted or empty}")
+
+    inv.output.result({"counts": counts, "results": results}, human)
+    if any(result not in ok for result in counts):
+        raise typer.Exit(1)
