@@ -24,16 +24,15 @@ def outbox(
         eset2fa outbox --channel sms --json
     """
     from eset2fa.accounts.permissions import covers_name
-    from eset2fa.transports.outbox import list_messages
+    from eset2fa.ops.delivery import list_messages
 
     inv = invocation(ctx)
     store = inv.store
     rows = list_messages(
-        store.conn,
+        store,
         user=user,
         channel=channel,
         limit=limit or None,
-        db_path=store.path,
         visible=covers_name(store.conn, inv.actor),
     )
     inv.output.result(
