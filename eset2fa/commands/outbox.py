@@ -2,16 +2,15 @@
 
 import typer
 
-from eset2fa.commands.invocation import NUMBER_LIMIT, invocation
+from eset2fa.commands.invocation import invocation
+from eset2fa.commands.options import limit_option
 
 
 def outbox(
     ctx: typer.Context,
     user: str = typer.Option(None, "--user", "-u", help="Only messages for this user."),
     channel: str = typer.Option(None, "--channel", help="Only sms or push."),
-    limit: int = typer.Option(
-        100, "--limit", min=0, max=NUMBER_LIMIT, help="The newest N messages; 0 for all."
-    ),
+    limit: int = limit_option(100, "The newest N messages; 0 for all."),
 ) -> None:
     """List SMS and push messages kept by the embedded outbox transport (the default).
 
@@ -24,16 +23,15 @@ def outbox(
         eset2fa outbox --channel sms --json
     """
     from eset2fa.accounts.permissions import covers_name
-    from eset2fa.transports.outbox import list_messages
+    from eset2fa.ops.delivery import list_messages
 
     inv = invocation(ctx)
     store = inv.store
     rows = list_messages(
-        store.conn,
+        store,
         user=user,
         channel=channel,
         limit=limit or None,
-        db_path=store.path,
         visible=covers_name(store, inv.actor),
     )
     inv.output.result(

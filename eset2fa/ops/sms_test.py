@@ -15,7 +15,7 @@ def send_test_sms(
     store: Store, actor: Actor, phone: str, text: str | None = None, region: str | None = None
 ) -> dict:
     """Send one SMS through the configured transport; audit `sms.test` either way."""
-    from eset2fa.transports import sms_transport
+    from eset2fa.ops.delivery import sms_transport
 
     if not actor.is_admin:
         raise PermissionDenied(

@@ -74,8 +74,8 @@ def has_pending_reset(store: Store, user_id: int) -> bool:
 def request_reset(store: Store, actor: Actor, name: str) -> dict:
     """Back up, send a verification code by SMS to NAME's stored phone, record its hash."""
     from eset2fa.ops import config
+    from eset2fa.ops.delivery import sms_transport
     from eset2fa.recovery.lost_phone import backup_first
-    from eset2fa.transports import sms_transport
 
     target = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, target)

@@ -81,7 +81,7 @@ def _reseal_settings(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
 
 
 def _reseal_outbox(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
-    from eset2fa.transports.outbox import sealed_context
+    from eset2fa.ops.delivery import sealed_context
 
     rows = message_rows.sealed(conn)
     for row_id, channel, recipient, blob in rows:

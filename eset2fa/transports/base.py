@@ -1,14 +1,16 @@
-"""The transport interface and registry."""
+"""The transport interface: what a transport is given, and what it reports after sending.
+
+A transport is handed two things by the core (`eset2fa.ops.delivery` builds both from the store):
+a `SettingsReader` for its settings and credentials, and a `Record` callable that keeps a message
+(the embedded outbox transport uses it; network transports ignore it). Transports therefore know
+nothing about the store: they import nothing from `eset2fa.db` and run no SQL. Which class a
+`sms.transport` / `push.transport` name selects is decided in `eset2fa.transports.registry`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from eset2fa.errors import UsageError
-
-if TYPE_CHECKING:
-    from eset2fa.db import Store
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,43 @@ class Delivery:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class SettingsReader(Protocol):
+    """Read access to the settings a transport is configured with (`eset2fa config`)."""
+
+    def get(self, key: str) -> Any:
+        """The setting's typed value (int, float, str, ...), or its declared default."""
+
+    def prefixed(self, prefix: str) -> dict[str, str]:
+        """The stored values of a key family, e.g. `sms.params.` -> {"To": "{phone}"}."""
+
+    def secret(self, key: str) -> str | None:
+        """A credential in clear text (from `<key>_env` or decrypted), or None when unset."""
+
+
+class Record(Protocol):
+    """Keeps one message in the store instead of sending it; returns the message's id."""
+
+    def __call__(
+        self,
+        channel: str,
+        recipient: str,
+        user: str | None,
+        body: str,
+        data: dict | None,
+        *,
+        sealed: bool = False,
+    ) -> int:
+        """`sealed=True` stores `body` encrypted (it may carry a code or an enrollment link)."""
+
+
 class SmsTransport:
     """Sends one text message to one E.164 phone number."""
 
     name: str = ""  # the value of `sms.transport` that selects this class
 
-    def __init__(self, store: Store) -> None:
-        self.store = store  # settings and credentials are read from the store
+    def __init__(self, settings: SettingsReader, record: Record) -> None:
+        self.settings = settings  # settings and credentials, read when a message is sent
+        self.record = record  # keeps a message in the store (the outbox transport's delivery)
 
     def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
         """Deliver `text` to `phone`; raise DeliveryFailed (exit 7) when the gateway refuses."""
@@ -39,8 +71,9 @@ class PushTransport:
 
     name: str = ""  # the value of `push.transport` that selects this class
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, settings: SettingsReader, record: Record) -> None:
+        self.settings = settings  # settings and credentials, read when a push is sent or polled
+        self.record = record  # keeps a message in the store (the outbox transport's delivery)
 
     def send_push(self, request: dict) -> Delivery:
         """Publish the request (id, user, expiry, approve token) to the user's device."""
@@ -52,35 +85,3 @@ class PushTransport:
         Returns the token as received (the caller checks it), or None at the deadline.
         """
         raise NotImplementedError
-
-
-def _registry(kind: str) -> dict[str, type]:
-    from eset2fa.transports import ntfy, outbox, sms_http
-
-    registries: dict[str, dict[str, type]] = {
-        "sms": {"outbox": outbox.OutboxSms, "http": sms_http.HttpSms},
-        "push": {"outbox": outbox.OutboxPush, "ntfy": ntfy.NtfyPush},
-    }
-    return registries[kind]
-
-
-def _pick(store: Store, kind: str):
-    from eset2fa.ops import config
-
-    name = config.get(store.conn, f"{kind}.transport")
-    registry = _registry(kind)
-    if name not in registry:
-        raise UsageError(
-            f"Unknown {kind} transport {name!r}.",
-            f"Choose one of {', '.join(sorted(registry))} with "
-            f"`eset2fa config set {kind}.transport NAME`.",
-        )
-    return registry[name](store)
-
-
-def sms_transport(store: Store) -> SmsTransport:
-    return _pick(store, "sms")
-
-
-def push_transport(store: Store) -> PushTransport:
-    return _pick(store, "push")

@@ -25,7 +25,7 @@ from eset2fa import __version__
 from eset2fa.errors import DeliveryFailed, UsageError
 
 if TYPE_CHECKING:
-    from eset2fa.db import Store
+    from eset2fa.transports.base import SettingsReader
 
 _BODY_SNIPPET = 200  # characters of a refusing gateway's answer worth showing
 
@@ -45,15 +45,12 @@ class DirectSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
-def make_session(store: Store) -> DirectSession:
+def make_session(settings: SettingsReader) -> DirectSession:
     """A direct session configured from `http.*` settings."""
-    from eset2fa.ops import config
-
-    conn = store.conn
-    timeout = (config.get(conn, "http.connect_timeout"), config.get(conn, "http.read_timeout"))
+    timeout = (settings.get("http.connect_timeout"), settings.get("http.read_timeout"))
     session = DirectSession(timeout)
     session.headers["User-Agent"] = f"eset2fa/{__version__}"
-    ca_bundle = config.get(conn, "http.ca_bundle")
+    ca_bundle = settings.get("http.ca_bundle")
     if ca_bundle:
         if not os.path.isfile(ca_bundle):
             raise UsageError(
@@ -61,7 +58,7 @@ def make_session(store: Store) -> DirectSession:
                 "Point it at a PEM bundle: eset2fa config set http.ca_bundle /path/ca.pem",
             )
         session.verify = ca_bundle
-    retries = config.get(conn, "http.retries")
+    retries = settings.get("http.retries")
     retry = Retry(
         total=retries,
         connect=retries,  # nothing reached the server: safe for any method

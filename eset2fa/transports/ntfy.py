@@ -27,8 +27,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from eset2fa.errors import DeliveryFailed
-from eset2fa.ops import config
-from eset2fa.transports.base import Delivery, PushTransport
+from eset2fa.transports.base import Delivery, PushTransport, Record, SettingsReader
 
 WHAT = "ntfy server"
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9-]")
@@ -42,15 +41,15 @@ def user_topic(prefix: str, user: str) -> str:
 class NtfyPush(PushTransport):
     name = "ntfy"
 
-    def __init__(self, store) -> None:
-        super().__init__(store)
+    def __init__(self, settings: SettingsReader, record: Record) -> None:
+        super().__init__(settings, record)
         self._session = None
         self._since: dict[str, str] = {}  # request id -> `since` for the next poll
         self._queued: dict[str, list[str]] = {}  # replies seen but not yet handed back
 
     # -- settings -----------------------------------------------------------------------------
     def _server(self) -> str:
-        server = config.get(self.store.conn, "ntfy.server")
+        server = self.settings.get("ntfy.server")
         if not server:
             raise DeliveryFailed(
                 "The ntfy server is not configured: ntfy.server is not set.",
@@ -60,7 +59,7 @@ class NtfyPush(PushTransport):
 
     def _secrets(self) -> dict[str, str | None]:
         return {
-            key: config.get_secret(self.store, f"ntfy.{key}")
+            key: self.settings.secret(f"ntfy.{key}")
             for key in ("publish_token", "reply_token", "poll_token")
         }
 
@@ -68,16 +67,15 @@ class NtfyPush(PushTransport):
         if self._session is None:
             from eset2fa.transports.http import make_session
 
-            self._session = make_session(self.store)
+            self._session = make_session(self.settings)
         return self._session
 
     # -- publishing ---------------------------------------------------------------------------
     def message_for(self, request: dict) -> dict:
         """The JSON ntfy publishes for `request` (the Approve action carries its token)."""
-        conn = self.store.conn
         server = self._server()
         tokens = self._secrets()
-        reply_topic = config.get(conn, "ntfy.reply_topic")
+        reply_topic = self.settings.get("ntfy.reply_topic")
         approve = {
             "action": "http",
             "label": "Approve",
@@ -94,7 +92,7 @@ class NtfyPush(PushTransport):
             "clear": True,
             "extras": {"request": request["id"], "decision": "reject"},
         }
-        topic = user_topic(config.get(conn, "ntfy.topic_prefix"), request["user"])
+        topic = user_topic(self.settings.get("ntfy.topic_prefix"), request["user"])
         if topic == reply_topic:
             raise DeliveryFailed(
                 f"User {request['user']}'s request topic would be the reply topic {reply_topic}.",
@@ -141,7 +139,7 @@ class NtfyPush(PushTransport):
         queued = self._queued.setdefault(request["id"], [])
         if queued:
             return queued.pop(0)
-        interval = config.get(self.store.conn, "ntfy.poll_interval")
+        interval = self.settings.get("ntfy.poll_interval")
         time.sleep(max(0.0, min(interval, deadline - time.time())))
         if time.time() >= deadline:
             return None
@@ -151,10 +149,9 @@ class NtfyPush(PushTransport):
     def _poll(self, request: dict) -> list[str]:
         from eset2fa.transports.http import call
 
-        conn = self.store.conn
         tokens = self._secrets()
         reader = tokens["poll_token"] or tokens["publish_token"]
-        reply_topic = config.get(conn, "ntfy.reply_topic")
+        reply_topic = self.settings.get("ntfy.reply_topic")
         since = self._since.get(request["id"]) or str(_unix(request["created_at"]) - 1)
         headers = {"Authorization": f"Bearer {reader}"} if reader else {}
         try:

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eset2fa.errors import DeliveryFailed
-from eset2fa.ops import config
-from eset2fa.transports.base import Delivery, SmsTransport
+from eset2fa.transports.base import Delivery, SettingsReader, SmsTransport
 
 WHAT = "SMS gateway"
 
@@ -62,52 +61,50 @@ def _fill(template: str, phone: str, text: str) -> str:
     return template.replace("{phone}", phone).replace("{text}", text)
 
 
-def _custom(store, phone: str, text: str) -> GatewayRequest:
-    conn = store.conn
-    url = config.get(conn, "sms.url")
+def _custom(settings: SettingsReader, phone: str, text: str) -> GatewayRequest:
+    url = settings.get("sms.url")
     if not url:
         raise _missing("sms.url", "set sms.url https://gateway.example/send")
-    templates = config.get_prefixed(conn, "sms.params.")
+    templates = settings.prefixed("sms.params.")
     if not templates:
         raise _missing("sms.params.<name>", "set sms.params.to '{phone}'")
     params = {name: _fill(value, phone, text) for name, value in templates.items()}
-    body = config.get(conn, "sms.body")
+    body = settings.get("sms.body")
     kwargs: dict[str, Any] = {{"form": "data", "json": "json", "query": "params"}[body]: params}
     secrets: list[str | None] = []
-    username = config.get(conn, "sms.username")
+    username = settings.get("sms.username")
     if username:
-        password = config.get_secret(store, "sms.password") or ""
+        password = settings.secret("sms.password") or ""
         kwargs["auth"] = (username, password)
         secrets.append(password)
         secrets.append(f"{username}:{password}")
-    token = config.get_secret(store, "sms.auth_token")
+    token = settings.secret("sms.auth_token")
     if token:
-        kwargs["headers"] = {config.get(conn, "sms.auth_header"): token}
+        kwargs["headers"] = {settings.get("sms.auth_header"): token}
         secrets.append(token)
         secrets.extend(token.split())  # "Bearer abc": the bare token must not show either
     return GatewayRequest(
-        method=config.get(conn, "sms.method"),
+        method=settings.get("sms.method"),
         url=url,
-        expect=parse_statuses(config.get(conn, "sms.ok_status")),
+        expect=parse_statuses(settings.get("sms.ok_status")),
         kwargs=kwargs,
         secrets=[s for s in secrets if s and s.lower() != "bearer"],
-        success_regex=config.get(conn, "sms.success_regex"),
-        fail_regex=config.get(conn, "sms.fail_regex"),
+        success_regex=settings.get("sms.success_regex"),
+        fail_regex=settings.get("sms.fail_regex"),
     )
 
 
-def _twilio(store, phone: str, text: str) -> GatewayRequest:
-    conn = store.conn
-    sid = config.get(conn, "twilio.account_sid")
+def _twilio(settings: SettingsReader, phone: str, text: str) -> GatewayRequest:
+    sid = settings.get("twilio.account_sid")
     if not sid:
         raise _missing("twilio.account_sid", "set twilio.account_sid ACxxxxxxxx")
-    sender = config.get(conn, "twilio.from")
+    sender = settings.get("twilio.from")
     if not sender:
         raise _missing("twilio.from", "set twilio.from +15005550006")
-    token = config.get_secret(store, "twilio.auth_token")
+    token = settings.secret("twilio.auth_token")
     if not token:
         raise _missing("twilio.auth_token", "set-secret twilio.auth_token")
-    base = config.get(conn, "twilio.api_base").rstrip("/")
+    base = settings.get("twilio.api_base").rstrip("/")
     return GatewayRequest(
         method="POST",
         url=f"{base}/2010-04-01/Accounts/{sid}/Messages.json",
@@ -118,15 +115,14 @@ def _twilio(store, phone: str, text: str) -> GatewayRequest:
     )
 
 
-def _android_sms_gateway(store, phone: str, text: str) -> GatewayRequest:
-    conn = store.conn
-    url = config.get(conn, "sms.url")
+def _android_sms_gateway(settings: SettingsReader, phone: str, text: str) -> GatewayRequest:
+    url = settings.get("sms.url")
     if not url:
         raise _missing("sms.url", "set sms.url http://phone.lan:8080")
-    username = config.get(conn, "sms.username")
+    username = settings.get("sms.username")
     if not username:
         raise _missing("sms.username", "set sms.username sms")
-    password = config.get_secret(store, "sms.password") or ""
+    password = settings.secret("sms.password") or ""
     return GatewayRequest(
         method="POST",
         url=f"{url.rstrip('/')}/message",
@@ -156,8 +152,8 @@ class HttpSms(SmsTransport):
     name = "http"
 
     def build(self, phone: str, text: str) -> GatewayRequest:
-        preset = config.get(self.store.conn, "sms.preset")
-        return PRESETS[preset](self.store, phone, text)
+        preset = self.settings.get("sms.preset")
+        return PRESETS[preset](self.settings, phone, text)
 
     def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
         from eset2fa.transports.http import call, http_failure, make_session, public_url
@@ -168,7 +164,7 @@ class HttpSms(SmsTransport):
         secrets = [*request.secrets, *_message_secrets(text)]
         success = _compile("sms.success_regex", request.success_regex)
         failure = _compile("sms.fail_regex", request.fail_regex)
-        with make_session(self.store) as session:
+        with make_session(self.settings) as session:
             response = call(
                 session,
                 request.method,

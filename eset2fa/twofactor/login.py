@@ -89,7 +89,7 @@ def _enroll_phone(store: Store, row, callbacks: LoginCallbacks) -> str:
 
 
 def _send_link(store: Store, name: str, phone: str, uri: str, callbacks: LoginCallbacks) -> None:
-    from eset2fa.transports import sms_transport
+    from eset2fa.ops.delivery import sms_transport
 
     text = f"Two-factor enrollment for {name}: open this link with your authenticator app: {uri}"
     try:

@@ -309,7 +309,7 @@ def send_and_wait(
     `on_created` gets the request (without its token) before the push goes out, so the caller can
     show the request ID the user must see in the push.
     """
-    from eset2fa.transports import push_transport
+    from eset2fa.ops.delivery import push_transport
 
     transport = push_transport(store)
     request = create_request(store, actor, name, timeout=timeout, transport=transport.name)
