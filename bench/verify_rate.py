@@ -25,7 +25,7 @@ USERS = 100
 def setup(path: Path):
     from eset2fa.accounts.actors import local_operator
     from eset2fa.db import open_store
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
     from eset2fa.twofactor import enrollment
 
     store = open_store(path)
@@ -36,7 +36,7 @@ def setup(path: Path):
             [(f"user{i}",) for i in range(USERS)],
         )
     enrollment.enable(store, actor, all_users=True)
-    config.set_value(store, actor, "lockout.max_failures", "1000000000")
+    settings.set_value(store, actor, "lockout.max_failures", "1000000000")
     return store
 
 

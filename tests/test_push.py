@@ -17,7 +17,7 @@ import time_machine
 from eset2fa.accounts.actors import local_operator
 from eset2fa.db import open_store
 from eset2fa.errors import PushDenied, PushRateLimited
-from eset2fa.twofactor import push_requests
+from eset2fa.twofactor import push_approval
 
 
 @pytest.fixture(autouse=True)
@@ -102,14 +102,14 @@ def test_no_approval_in_time_is_exit_8_and_expired(cli, alice, sql):
 
 
 def test_default_timeout_is_150_seconds(core, alice):
-    request = push_requests.create_request(core, local_operator(), "alice")
+    request = push_approval.create_request(core, local_operator(), "alice")
     assert request["timeout_seconds"] == 150
-    created = push_requests.get_request(core, request["id"])
+    created = push_approval.get_request(core, request["id"])
     assert created["state"] == "pending"
 
 
 def test_token_approves_once_and_a_replay_is_denied(core, alice, cli, sql):
-    request = push_requests.create_request(core, local_operator(), "alice", timeout=60)
+    request = push_approval.create_request(core, local_operator(), "alice", timeout=60)
     r = cli("push", "approve", request["id"], "--token", request["token"], "--json")
     assert r.exit_code == 0, r.stderr
     assert r.json()["state"] == "approved"
@@ -137,54 +137,54 @@ def _forgeries(token: str) -> dict[str, str]:
 
 
 def test_forged_tokens_are_denied_and_the_request_stays_pending(core, alice):
-    request = push_requests.create_request(core, local_operator(), "alice", timeout=60)
+    request = push_approval.create_request(core, local_operator(), "alice", timeout=60)
     for label, forged in _forgeries(request["token"]).items():
         with pytest.raises(PushDenied):
-            push_requests.approve_with_token(core, forged)
-        assert push_requests.get_request(core, request["id"])["state"] == "pending", label
-    push_requests.approve_with_token(core, request["token"])  # the genuine one still works
-    assert push_requests.get_request(core, request["id"])["state"] == "approved"
+            push_approval.approve_with_token(core, forged)
+        assert push_approval.get_request(core, request["id"])["state"] == "pending", label
+    push_approval.approve_with_token(core, request["token"])  # the genuine one still works
+    assert push_approval.get_request(core, request["id"])["state"] == "approved"
 
 
 def test_token_of_another_request_is_denied(core, alice):
-    first = push_requests.create_request(core, local_operator(), "alice", timeout=60)
-    second = push_requests.create_request(core, local_operator(), "alice", timeout=60)
+    first = push_approval.create_request(core, local_operator(), "alice", timeout=60)
+    second = push_approval.create_request(core, local_operator(), "alice", timeout=60)
     with pytest.raises(PushDenied, match="another request"):
-        push_requests.approve_with_token(core, first["token"], request_id=second["id"])
+        push_approval.approve_with_token(core, first["token"], request_id=second["id"])
     # Splicing one request's nonce and signature onto another's ID fails the HMAC.
     _, expires, nonce, mac = first["token"].split(".")
     with pytest.raises(PushDenied, match="bad signature"):
-        push_requests.approve_with_token(core, f"{second['id']}.{expires}.{nonce}.{mac}")
+        push_approval.approve_with_token(core, f"{second['id']}.{expires}.{nonce}.{mac}")
 
 
 def test_expired_token_is_denied(core, alice, cli):
     with time_machine.travel(time.time(), tick=False) as traveller:
-        request = push_requests.create_request(core, local_operator(), "alice", timeout=150)
+        request = push_approval.create_request(core, local_operator(), "alice", timeout=150)
         traveller.shift(149)
-        assert push_requests.get_request(core, request["id"])["state"] == "pending"
+        assert push_approval.get_request(core, request["id"])["state"] == "pending"
         traveller.shift(2)
-        assert push_requests.get_request(core, request["id"])["state"] == "expired"
+        assert push_approval.get_request(core, request["id"])["state"] == "expired"
         with pytest.raises(PushDenied, match="expired"):
-            push_requests.approve_with_token(core, request["token"])
+            push_approval.approve_with_token(core, request["token"])
 
 
 def test_rate_limit_stops_push_fatigue(core, alice, cli, sql):
     assert cli("config", "set", "push.rate_limit", "2").exit_code == 0
     for _ in range(2):
-        push_requests.create_request(core, local_operator(), "alice", timeout=60)
+        push_approval.create_request(core, local_operator(), "alice", timeout=60)
     with pytest.raises(PushRateLimited):
-        push_requests.create_request(core, local_operator(), "alice", timeout=60)
+        push_approval.create_request(core, local_operator(), "alice", timeout=60)
     r = cli("push", "send", "alice", "--json")
     assert r.exit_code == 8
     assert r.json()["error"]["code"] == "push_rate_limited"
     assert len(sql("SELECT id FROM push_requests")) == 2  # nothing was created or sent
     assert sql("SELECT count(*) FROM audit WHERE result = 'rate-limited'")[0][0] == 2
     with time_machine.travel(time.time() + 601):
-        push_requests.create_request(core, local_operator(), "alice", timeout=60)  # window passed
+        push_approval.create_request(core, local_operator(), "alice", timeout=60)  # window passed
 
 
 def test_show_list_and_errors(cli, core, alice):
-    request = push_requests.create_request(core, local_operator(), "alice", timeout=60)
+    request = push_approval.create_request(core, local_operator(), "alice", timeout=60)
     shown = cli("push", "show", request["id"].lower().replace("-", ""), "--json")
     assert shown.exit_code == 0
     assert shown.json()["id"] == request["id"]

@@ -8,7 +8,7 @@ from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
 from eset2fa.errors import Locked, PermissionDenied, StateConflict, UsageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 
 
 def authenticate_actor(
@@ -30,7 +30,7 @@ def authenticate_actor(
     row = user_rows.find(store.conn, name)
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
-        audit_log.record(
+        audit_chain.record(
             conn, f"as:{name}", "auth.actor", row["name"] if row else name, "ok" if ok else "failed"
         )
     if not ok or row is None:

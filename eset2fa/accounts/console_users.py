@@ -13,7 +13,7 @@ from eset2fa.clock import now_iso
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
 from eset2fa.errors import PermissionDenied, StateConflict, UsageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 GROUP_PATTERN = NAME_PATTERN
@@ -125,7 +125,7 @@ def add_user(
                 f"A user named {name!r} already exists.", "Names are case-insensitive."
             )
         user_rows.insert(conn, name, group, password_hash, now_iso())
-        audit_log.record(
+        audit_chain.record(
             conn, actor.label, "user.add", name, "ok", {"group": group} if group else None
         )
     return user_status(store, name)
@@ -186,7 +186,7 @@ def add_users_bulk(
             seen.add(key)
             rows.append((entry.name, group, created_at))
             events.append(
-                audit_log.AuditEvent(
+                audit_chain.AuditEvent(
                     actor.label, "user.add", entry.name, "ok", {"group": group} if group else None
                 )
             )
@@ -195,7 +195,7 @@ def add_users_bulk(
             user_rows.insert_many(conn, rows[start : start + chunk])
             if progress:
                 progress(len(rows[start : start + chunk]))
-        audit_log.record_many(conn, events)
+        audit_chain.record_many(conn, events)
     return results
 
 
@@ -209,7 +209,7 @@ def delete_user(store: Store, actor: Actor, name: str) -> dict:
             )
         permissions.require_write(conn, actor, row)
         user_rows.delete(conn, row["id"])
-        audit_log.record(conn, actor.label, "user.delete", row["name"], "ok")
+        audit_chain.record(conn, actor.label, "user.delete", row["name"], "ok")
     return {"name": row["name"], "deleted": True}
 
 
@@ -240,7 +240,7 @@ def grant(
         permissions.require_write(conn, actor, who)
         user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
         new = permissions.add_grant(conn, who["id"], user_id, group)
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "user.grant",
@@ -265,7 +265,7 @@ def revoke(
         permissions.require_write(conn, actor, who)
         user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
         permissions.remove_grant(conn, who["id"], user_id, group)
-        audit_log.record(conn, actor.label, "user.revoke", who["name"], "ok", {"write": label})
+        audit_chain.record(conn, actor.label, "user.revoke", who["name"], "ok", {"write": label})
         grants = permissions.list_grants(conn, who["id"])
     return {"name": who["name"], "revoked": label, "grants": grants}
 
@@ -284,7 +284,7 @@ def ensure_administrator(store: Store, password: str | None = None) -> str | Non
         if user_rows.has_builtin(conn):
             return None  # another process created it meanwhile
         user_rows.insert(conn, ADMINISTRATOR, None, password_hash, now_iso(), builtin=True)
-        audit_log.record(
+        audit_chain.record(
             conn,
             "system",
             "store.init",

@@ -59,10 +59,10 @@ def list_(
         eset2fa audit list --user alice --since 7d
         eset2fa audit list --action auth --json
     """
-    from eset2fa.ops import audit_log
+    from eset2fa.ops import audit_chain
 
     inv = invocation(ctx)
-    rows = audit_log.list_events(
+    rows = audit_chain.list_events(
         inv.store,
         user=user,
         since=parse_since(since) if since else None,
@@ -96,10 +96,10 @@ def verify(ctx: typer.Context) -> None:
     Example:
         eset2fa audit verify --json
     """
-    from eset2fa.ops import audit_log
+    from eset2fa.ops import audit_chain
 
     inv = invocation(ctx)
-    report = audit_log.verify_chain(inv.store)
+    report = audit_chain.verify_chain(inv.store)
     inv.output.result(
         report,
         lambda: inv.output.message(

@@ -16,10 +16,10 @@ def show(ctx: typer.Context) -> None:
     Example:
         eset2fa config show --json
     """
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     inv = invocation(ctx)
-    rows = config.show(inv.store)
+    rows = settings.show(inv.store)
     inv.output.result(
         rows,
         lambda: inv.output.table(
@@ -41,11 +41,11 @@ def set_(
         eset2fa config set lockout.max_failures 5
         eset2fa config set sms.transport http
     """
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     inv = invocation(ctx)
-    config.parse_value(key, value)  # a bad key or value fails before --as asks for a password
-    result = config.set_value(inv.store, inv.actor, key, value)
+    settings.parse_value(key, value)  # a bad key or value fails before --as asks for a password
+    result = settings.set_value(inv.store, inv.actor, key, value)
     inv.output.result(result, lambda: inv.output.message(f"{key} = {result['value']}"))
 
 
@@ -60,17 +60,17 @@ def set_secret(
         eset2fa config set-secret twilio.auth_token
         printf '%s\\n' "$TOKEN" | eset2fa config set-secret ntfy.publish_token
     """
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     inv = invocation(ctx)
-    setting = config.setting_for(key)
+    setting = settings.setting_for(key)
     if not setting.secret:
         from eset2fa.errors import UsageError
 
         raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
     actor = inv.actor
     value = inv.read_secret(f"Value for {key}", from_stdin=not stdin_is_terminal())
-    result = config.set_secret(inv.store, actor, key, value)
+    result = settings.set_secret(inv.store, actor, key, value)
     inv.output.result(result, lambda: inv.output.message(f"{key} stored (encrypted)"))
 
 
@@ -81,8 +81,8 @@ def unset(ctx: typer.Context, key: str = typer.Argument(..., help="The setting."
     Example:
         eset2fa config unset sms.transport
     """
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     inv = invocation(ctx)
-    result = config.unset(inv.store, inv.actor, key)
+    result = settings.unset(inv.store, inv.actor, key)
     inv.output.result(result, lambda: inv.output.message(f"{key} back to its default"))

@@ -15,7 +15,7 @@ def doctor(ctx: typer.Context) -> None:
         eset2fa doctor
         eset2fa doctor --json
     """
-    from eset2fa.ops.doctor import run_checks
+    from eset2fa.ops.diagnostics import run_checks
 
     inv = invocation(ctx)
     report = run_checks(inv.db_path)

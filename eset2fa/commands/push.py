@@ -42,7 +42,7 @@ def send(
         eset2fa push send alice
         eset2fa push send alice --timeout 60 --json
     """
-    from eset2fa.twofactor.push_requests import send_and_wait
+    from eset2fa.twofactor.push_approval import send_and_wait
 
     inv = invocation(ctx)
     announce = announcer(inv, "Push request")
@@ -66,7 +66,7 @@ def list_(
         eset2fa push list --user alice --json
     """
     from eset2fa.errors import UsageError
-    from eset2fa.twofactor.push_requests import STATES, list_requests
+    from eset2fa.twofactor.push_approval import STATES, list_requests
 
     if state is not None and state not in STATES:
         raise UsageError(f"Unknown state {state!r}.", f"Use one of {', '.join(STATES)}.")
@@ -85,7 +85,7 @@ def show(ctx: typer.Context, request_id: str = typer.Argument(..., help="Request
     Example:
         eset2fa push show K7Q-4M2 --json
     """
-    from eset2fa.twofactor.push_requests import get_request
+    from eset2fa.twofactor.push_approval import get_request
 
     inv = invocation(ctx)
     _show_one(inv, get_request(inv.store, request_id))
@@ -108,7 +108,7 @@ def approve(
     Example:
         eset2fa push approve K7Q-4M2
     """
-    from eset2fa.twofactor.push_requests import approve as approve_request
+    from eset2fa.twofactor.push_approval import approve as approve_request
 
     inv = invocation(ctx)
     actor = inv.actor if token is None else None
@@ -123,7 +123,7 @@ def reject(ctx: typer.Context, request_id: str = typer.Argument(..., help="Reque
     Example:
         eset2fa push reject K7Q-4M2
     """
-    from eset2fa.twofactor.push_requests import reject as reject_request
+    from eset2fa.twofactor.push_approval import reject as reject_request
 
     inv = invocation(ctx)
     _show_one(inv, reject_request(inv.store, inv.actor, request_id))

@@ -14,7 +14,7 @@ def print_qr(inv, uri: str, *, to_stderr: bool = False) -> None:
     """
     from rich.text import Text
 
-    from eset2fa.twofactor.qr import terminal_lines
+    from eset2fa.twofactor.qr_codes import terminal_lines
 
     console = inv.output.err if to_stderr else inv.output.out
     for line in terminal_lines(uri):
@@ -44,7 +44,7 @@ def qr(
         raise UsageError("Give --png or --svg, not both.")
     result = enrollment.enrollment_uri(inv.store, inv.actor, name)
     if png is not None or svg is not None:
-        from eset2fa.twofactor.qr import save
+        from eset2fa.twofactor.qr_codes import save
 
         kind, target = ("png", png) if png is not None else ("svg", svg)
         written = save(result["uri"], target, kind)

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from eset2fa.db.audit import LAST_HASH_SQL
+from eset2fa.db.audit_log import LAST_HASH_SQL
 from eset2fa.errors import NotFound
 
 _IN_LIMIT = 900  # names per `IN (...)`: below SQLite's variable limit on old builds

@@ -30,7 +30,7 @@ from eset2fa.db import meta as meta_rows
 from eset2fa.db import snapshot as files
 from eset2fa.db import users as user_rows
 from eset2fa.errors import EncryptionKeyError, NotFound, StateConflict, StorageError, UsageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 
 BACKUP_DIRNAME = "backups"
 MANIFEST_FORMAT = 1
@@ -119,7 +119,7 @@ def create_backup(
     not index contents; for very large stores). The default folder keeps the newest `backup.keep`
     backups of this database; a backup written elsewhere with `to` is never pruned.
     """
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     if check not in ("full", "quick"):
         raise UsageError(f"Unknown check {check!r}.", "Use 'full' or 'quick'.")
@@ -160,7 +160,7 @@ def create_backup(
     files.write_atomically(manifest_path(final), manifest.to_json())
     removed = prune(store) if in_default_dir else []
     with store.write() as conn:
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "db.backup",
@@ -168,7 +168,7 @@ def create_backup(
             "ok",
             {"path": str(final), "reason": reason, "sha256": manifest.sha256},
         )
-    keep = config.get(store.conn, "backup.keep")
+    keep = settings.get(store.conn, "backup.keep")
     return {**asdict(manifest), "path": str(final), "removed": removed, "keep": keep}
 
 
@@ -203,9 +203,9 @@ def _remove_stale_partials(folder: Path) -> None:
 
 def prune(store: Store) -> list[str]:
     """Retention: keep the newest `backup.keep` backups in the default folder; returns removed."""
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
-    keep = config.get(store.conn, "backup.keep")
+    keep = settings.get(store.conn, "backup.keep")
     backups = _own_backups(store.path)
     removed = []
     for old in backups[: max(len(backups) - keep, 0)]:
@@ -376,7 +376,7 @@ def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None =
     store = open_store(db_path, create=False)  # migrates a backup from an older schema
     try:
         with store.write() as conn:
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor.label,
                 "db.restore",

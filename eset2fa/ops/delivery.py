@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from eset2fa.clock import now_iso
 from eset2fa.db import messages as message_rows
 from eset2fa.db.connection import joined_write
-from eset2fa.ops import config
+from eset2fa.ops import settings
 
 if TYPE_CHECKING:
     from eset2fa.db import Store
@@ -45,13 +45,13 @@ class TransportSettings:
         self._store = store
 
     def get(self, key: str) -> Any:
-        return config.get(self._store.conn, key)
+        return settings.get(self._store.conn, key)
 
     def prefixed(self, prefix: str) -> dict[str, str]:
-        return config.get_prefixed(self._store.conn, prefix)
+        return settings.get_prefixed(self._store.conn, prefix)
 
     def secret(self, key: str) -> str | None:
-        return config.get_secret(self._store, key)
+        return settings.get_secret(self._store, key)
 
 
 def recorder(store: Store) -> Record:
@@ -92,9 +92,9 @@ def recorder(store: Store) -> Record:
 def _pick(store: Store, kind: str):
     from eset2fa.transports.registry import transport_class
 
-    settings = TransportSettings(store)
-    transport = transport_class(kind, settings.get(f"{kind}.transport"))
-    return transport(settings, recorder(store))
+    reader = TransportSettings(store)
+    transport = transport_class(kind, reader.get(f"{kind}.transport"))
+    return transport(reader, recorder(store))
 
 
 def sms_transport(store: Store) -> SmsTransport:

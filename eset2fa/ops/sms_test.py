@@ -5,7 +5,7 @@ from __future__ import annotations
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
 from eset2fa.errors import DeliveryFailed, PermissionDenied
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.twofactor.phones import normalize_phone
 
 DEFAULT_TEST_TEXT = "eset2fa test message: your SMS gateway works."
@@ -27,7 +27,7 @@ def send_test_sms(
         delivery = transport.send_sms(number, text or DEFAULT_TEST_TEXT)
     except DeliveryFailed as error:
         with store.write() as conn:
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor.label,
                 "sms.test",
@@ -37,7 +37,7 @@ def send_test_sms(
             )
         raise
     with store.write() as conn:
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "sms.test",

@@ -25,7 +25,7 @@ from eset2fa.db import Store
 from eset2fa.db import recovery_codes as code_rows
 from eset2fa.db import users as user_rows
 from eset2fa.errors import Eset2faError, Locked, NotFound, StateConflict
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.secrets import code_hash
 from eset2fa.twofactor import lockout, policy
 from eset2fa.twofactor.totp import VerifyResult
@@ -71,7 +71,7 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
         salt = code_hash.new_salt()
         hashes = [code_hash.hash_code(salt, normalize(code)) for code in codes]
         replaced = code_rows.replace(conn, target["id"], salt, hashes, now_iso())
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "user.recovery-codes",
@@ -102,23 +102,23 @@ def use_recovery_code(
     with store.write() as conn:
         row = user_rows.find_for_verify(conn, name)
         if row is None:
-            audit_log.record(conn, actor or name, action, name, "unknown_user")
+            audit_chain.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
         elif row.state == "disabled":
-            audit_log.record(conn, actor or row.name, action, row.name, "not_enabled")
+            audit_chain.record(conn, actor or row.name, action, row.name, "not_enabled")
             refusal = StateConflict(
                 f"{row.name} has no two-factor authentication.",
                 "Recovery codes stand in for the second factor only.",
             )
         elif row.locked:
-            audit_log.record(conn, actor or row.name, action, row.name, "locked")
+            audit_chain.record(conn, actor or row.name, action, row.name, "locked")
             refusal = Locked(
                 f"{row.name} is locked after too many wrong codes.",
                 f"An administrator can run `eset2fa user unlock {row.name}`.",
             )
         else:
             outcome = _decide(conn, row, given)
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor or row.name,
                 action,

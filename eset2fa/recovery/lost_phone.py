@@ -15,7 +15,7 @@ from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
 from eset2fa.errors import Eset2faError, StateConflict, StorageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.twofactor.enrollment import clear_second_factor, reenroll
 
 
@@ -63,7 +63,7 @@ def reset_password(
         if disable:
             clear_second_factor(conn, [target["id"]])
         two_factor = "disabled" if disable else "unchanged"
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "user.reset-password",
@@ -119,7 +119,7 @@ def recover_lost_phone(
         method = target["method"]
         clear_second_factor(conn, [target["id"]])
         uri = reenroll(conn, store, target, method)
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "user.recover",

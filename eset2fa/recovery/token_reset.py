@@ -30,7 +30,7 @@ from eset2fa.db import Store
 from eset2fa.db import token_resets as token_reset_rows
 from eset2fa.db import users as user_rows
 from eset2fa.errors import CheckFailed, DeliveryFailed, Eset2faError, StateConflict
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.secrets import code_hash
 
 CODE_DIGITS = 8
@@ -73,7 +73,7 @@ def has_pending_reset(store: Store, user_id: int) -> bool:
 
 def request_reset(store: Store, actor: Actor, name: str) -> dict:
     """Back up, send a verification code by SMS to NAME's stored phone, record its hash."""
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
     from eset2fa.ops.delivery import sms_transport
     from eset2fa.recovery.lost_phone import backup_first
 
@@ -86,8 +86,8 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
     keys.for_store(store)
     backup_path = backup_first(store, f"reset-token {target['name']}", actor)
 
-    ttl = config.get(store.conn, "reset.code_ttl_seconds")
-    max_attempts = config.get(store.conn, "reset.max_attempts")
+    ttl = settings.get(store.conn, "reset.code_ttl_seconds")
+    max_attempts = settings.get(store.conn, "reset.max_attempts")
     code = _new_code()
     phone = target["phone"]  # the stored number, and only that one (SPEC S7)
     transport = sms_transport(store)
@@ -100,7 +100,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
         delivery = transport.send_sms(phone, text, user=target["name"])
     except DeliveryFailed as error:
         with store.write() as conn:
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor.label,
                 "user.reset-token",
@@ -128,7 +128,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
             requested_by=actor.label,
             backup=backup_path,
         )
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "user.reset-token",
@@ -156,7 +156,7 @@ def confirm_reset(
     the caller has already authenticated NAME themselves (`auth login`). Raises StateConflict (no
     pending reset) or CheckFailed (wrong, expired or exhausted code; every attempt is counted).
     """
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
     from eset2fa.twofactor.enrollment import reenroll
 
     if actor is not None:
@@ -170,16 +170,18 @@ def confirm_reset(
         if actor is not None:
             permissions.require_write(conn, actor, target)
         reset = token_reset_rows.find(conn, target["id"])
-        max_attempts = config.get(conn, "reset.max_attempts")
+        max_attempts = settings.get(conn, "reset.max_attempts")
         if reset is None:
-            audit_log.record(conn, actor_label, "user.reset-token.confirm", target["name"], "none")
+            audit_chain.record(
+                conn, actor_label, "user.reset-token.confirm", target["name"], "none"
+            )
             refusal = StateConflict(
                 f"{target['name']} has no pending token reset.",
                 f"Start one (a code is sent by SMS): eset2fa user reset-token {target['name']}",
             )
         elif now_iso() >= reset["expires_at"]:
             token_reset_rows.delete(conn, target["id"])
-            audit_log.record(
+            audit_chain.record(
                 conn, actor_label, "user.reset-token.confirm", target["name"], "expired"
             )
             refusal = CheckFailed(
@@ -189,7 +191,7 @@ def confirm_reset(
         elif given is not None and code_hash.matches(reset["salt"], given, reset["code_hash"]):
             token_reset_rows.delete(conn, target["id"])
             uri = reenroll(conn, store, target, "totp")
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor_label,
                 "user.reset-token.confirm",
@@ -211,7 +213,7 @@ def confirm_reset(
                 token_reset_rows.delete(conn, target["id"])
             else:
                 token_reset_rows.set_attempts(conn, target["id"], attempts)
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor_label,
                 "user.reset-token.confirm",

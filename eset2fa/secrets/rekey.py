@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
 from eset2fa.db import messages as message_rows
-from eset2fa.db import settings as setting_rows
+from eset2fa.db import stored_settings as setting_rows
 from eset2fa.db import users as user_rows
 from eset2fa.errors import EncryptionKeyError, StateConflict
-from eset2fa.ops import audit_log, config
+from eset2fa.ops import audit_chain, settings
 from eset2fa.secrets import keys
 from eset2fa.twofactor import totp
 
@@ -75,7 +75,7 @@ def _reseal_users(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
 def _reseal_settings(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
     rows = setting_rows.sealed(conn)
     for key, blob in rows:
-        context = config.secret_context(key)
+        context = settings.secret_context(key)
         setting_rows.set_sealed(conn, key, new.seal(old.open(blob, context), context))
     return len(rows)
 
@@ -106,10 +106,10 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
             old = keys.load_key(conn, store.path)
             new = keys.MasterKey(secrets.token_bytes(32), old.source)
             users = _reseal_users(conn, old, new)
-            settings = _reseal_settings(conn, old, new)
+            sealed_settings = _reseal_settings(conn, old, new)
             messages = _reseal_outbox(conn, old, new)
             keys.record_check_value(conn, new)
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor.label,
                 "db.rekey",
@@ -117,7 +117,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
                 "ok",
                 {
                     "users": users,
-                    "settings": settings,
+                    "settings": sealed_settings,
                     "outbox_messages": messages,
                     "key_source": new.source,
                     "old_fingerprint": old.fingerprint,
@@ -133,7 +133,7 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
     keys.remember(store, new)
     return RekeyReport(
         users,
-        settings,
+        sealed_settings,
         new.source,
         old.fingerprint,
         new.fingerprint,

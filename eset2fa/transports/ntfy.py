@@ -15,7 +15,7 @@ carry the request ID shown at login. Two action buttons:
 Waiting: no inbound server. `wait_for_reply` polls `GET {server}/{reply_topic}/json?poll=1&since=`
 (first the request's creation time, then the last message ID seen) with `ntfy.poll_token` (or the
 publish token) every `ntfy.poll_interval` seconds and hands back the body of a message that names
-the request; `eset2fa.twofactor.push_requests` verifies it.
+the request; `eset2fa.twofactor.push_approval` verifies it.
 """
 
 from __future__ import annotations

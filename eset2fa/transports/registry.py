@@ -2,15 +2,15 @@
 
 The registry imports the concrete transports; they import only `eset2fa.transports.base`, so there
 is no import circle. To add a transport, subclass SmsTransport or PushTransport in a module of its
-own, list it here, and add its name to the setting's choices in `eset2fa.ops.config`.
+own, list it here, and add its name to the setting's choices in `eset2fa.ops.settings`.
 """
 
 from __future__ import annotations
 
 from eset2fa.errors import UsageError
 from eset2fa.transports.base import PushTransport, SmsTransport
+from eset2fa.transports.local_outbox import OutboxPush, OutboxSms
 from eset2fa.transports.ntfy import NtfyPush
-from eset2fa.transports.outbox import OutboxPush, OutboxSms
 from eset2fa.transports.sms_http import HttpSms
 
 REGISTRY: dict[str, dict[str, type[SmsTransport] | type[PushTransport]]] = {

@@ -22,7 +22,7 @@ from eset2fa.db import recovery_codes as recovery_code_rows
 from eset2fa.db import token_resets as token_reset_rows
 from eset2fa.db import users as user_rows
 from eset2fa.errors import NotFound, PermissionDenied, StateConflict, UsageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.secrets import keys
 from eset2fa.secrets.sealer import Sealer
 from eset2fa.twofactor import totp
@@ -146,7 +146,7 @@ def enable(
         if not names or len(names) != 1:
             raise UsageError("--phone applies to one user at a time.", "Give exactly one NAME.")
         phone = normalize_phone(phone)
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     report = BulkReport()
     enabled_details = {"method": method}  # one object: the audit encodes it once
@@ -155,7 +155,7 @@ def enable(
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
-        issuer = config.get(conn, "totp.issuer")
+        issuer = settings.get(conn, "totp.issuer")
         key = sealer = None
         if method == "totp":
             key = keys.load_key(conn, store.path, create=True)
@@ -171,7 +171,7 @@ def enable(
 
                 raise immutable_error(first["name"])
             todo: list[sqlite3.Row] = []
-            events: list[audit_log.AuditEvent] = []
+            events: list[audit_chain.AuditEvent] = []
             for row in rows:
                 if not scope.covers(row["id"], row["group_name"]):
                     result = DENIED
@@ -183,18 +183,19 @@ def enable(
                 report.outcomes.append((row["name"], result))
                 details = enabled_details if result == ENABLED else None
                 events.append(
-                    audit_log.AuditEvent(actor.label, "user.enable", row["name"], result, details)
+                    audit_chain.AuditEvent(actor.label, "user.enable", row["name"], result, details)
                 )
             secrets_by_id = _write_enabled(conn, todo, method, sealer)
             if names and len(names) == 1 and len(todo) == 1:
                 single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
                 if phone is not None:
                     user_rows.set_phone(conn, single["id"], phone)
-            audit_log.record_many(conn, events)
+            audit_chain.record_many(conn, events)
             if progress:
                 progress(len(rows))
-        audit_log.record_many(
-            conn, (audit_log.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing)
+        audit_chain.record_many(
+            conn,
+            (audit_chain.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing),
         )
         report.outcomes += [(name, NOT_FOUND) for name in missing]
 
@@ -246,7 +247,7 @@ def reenroll(conn: sqlite3.Connection, store: Store, row: sqlite3.Row, method: s
     Also clears the replay step, the fail count and the lock, as `enable` does. The phone column
     is left to the caller.
     """
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     sealer = None
     if method == "totp":
@@ -254,7 +255,7 @@ def reenroll(conn: sqlite3.Connection, store: Store, row: sqlite3.Row, method: s
     secret = _write_enabled(conn, [row], method, sealer).get(row["id"])
     if secret is None:
         return None
-    return totp.provisioning_uri(secret, row["name"], config.get(conn, "totp.issuer"))
+    return totp.provisioning_uri(secret, row["name"], settings.get(conn, "totp.issuer"))
 
 
 def disable(
@@ -280,12 +281,12 @@ def disable(
                 result = DISABLED
                 todo.append(row["id"])
             results.append((row["name"], result))
-            events.append(audit_log.AuditEvent(actor.label, "user.disable", row["name"], result))
+            events.append(audit_chain.AuditEvent(actor.label, "user.disable", row["name"], result))
         for name in missing:
-            events.append(audit_log.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
+            events.append(audit_chain.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
             results.append((name, NOT_FOUND))
         clear_second_factor(conn, todo)
-        audit_log.record_many(conn, events)
+        audit_chain.record_many(conn, events)
     report.outcomes = results
     return report
 
@@ -333,7 +334,7 @@ def check_install(store: Store, name: str) -> dict:
 
 def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
     """The otpauth URI again, only while the user is pending (a new QR needs a token reset)."""
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     row = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, row)
@@ -347,7 +348,7 @@ def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
         )
     key = keys.for_store(store)
     secret = base64.b32encode(key.open(row["secret"], totp.secret_context(row["id"]))).decode()
-    issuer = config.get(store.conn, "totp.issuer")
+    issuer = settings.get(store.conn, "totp.issuer")
     with store.write() as conn:
-        audit_log.record(conn, actor.label, "user.qr", row["name"], "ok")
+        audit_chain.record(conn, actor.label, "user.qr", row["name"], "ok")
     return {"name": row["name"], "uri": totp.provisioning_uri(secret, row["name"], issuer)}

@@ -18,7 +18,7 @@ from eset2fa.accounts.actors import Actor
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 
 
 class Counted(NamedTuple):
@@ -53,7 +53,7 @@ def unlock(store: Store, actor: Actor, name: str) -> dict:
         row = user_rows.get(conn, name)
         permissions.require_write(conn, actor, row)
         user_rows.unlock(conn, row["id"])
-        audit_log.record(
+        audit_chain.record(
             conn,
             actor.label,
             "user.unlock",

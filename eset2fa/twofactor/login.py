@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
 from eset2fa.errors import CheckFailed, DeliveryFailed, Locked, UsageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.recovery import codes as recovery_codes
 from eset2fa.recovery import token_reset
 from eset2fa.secrets import keys
@@ -38,10 +38,10 @@ class LoginCallbacks:
 
 def pending_uri(store: Store, row) -> str:
     """The enrollment URI of a pending TOTP user (no permission check: the user themselves)."""
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     secret = keys.for_store(store).open(row["secret"], totp.secret_context(row["id"]))
-    issuer = config.get(store.conn, "totp.issuer")
+    issuer = settings.get(store.conn, "totp.issuer")
     return totp.provisioning_uri(base64.b32encode(secret).decode(), row["name"], issuer)
 
 
@@ -51,7 +51,7 @@ def _check_password(store: Store, name: str, password: str):
     row = user_rows.find(store.conn, name)
     ok = verify_password(row["password_hash"] if row else None, password)
     with store.write() as conn:
-        audit_log.record(
+        audit_chain.record(
             conn,
             row["name"] if row else name,
             "auth.login",
@@ -212,7 +212,7 @@ def push_login(
     """
     from eset2fa.clock import now_iso
     from eset2fa.errors import PushDenied, StateConflict
-    from eset2fa.twofactor import push_requests
+    from eset2fa.twofactor import push_approval
 
     row = user_rows.get(store.conn, name)
     if row["state"] == "disabled" or row["method"] != "push":
@@ -224,19 +224,19 @@ def push_login(
     if row["locked"]:
         raise Locked(f"{row['name']} is locked.", "An administrator can run `eset2fa user unlock`.")
     try:
-        request = push_requests.send_and_wait(
+        request = push_approval.send_and_wait(
             store, actor, row["name"], timeout=timeout, on_created=on_created
         )
     except PushDenied as denied:
         with store.write() as conn:
-            audit_log.record(conn, actor.label, "auth.push", row["name"], "denied")
+            audit_chain.record(conn, actor.label, "auth.push", row["name"], "denied")
         raise denied
     with store.write() as conn:
         state = user_rows.find_by_id(conn, row["id"])["state"]
         if state == "pending":
             user_rows.activate(conn, row["id"], now_iso())
             state = "active"
-        audit_log.record(
+        audit_chain.record(
             conn, actor.label, "auth.push", row["name"], "ok", {"request": request["id"]}
         )
     return {**request, "state": state}

@@ -9,7 +9,7 @@ import sqlite3
 
 from eset2fa.db import users as user_rows
 from eset2fa.errors import StateConflict, UsageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 
 _HINT = "Give the number in international form, e.g. +420601123456 (country code first)."
 
@@ -41,4 +41,4 @@ def store_phone(conn: sqlite3.Connection, actor: str, row: sqlite3.Row, phone: s
     """Record a user's phone number once (inside the caller's write transaction)."""
     if not user_rows.set_phone_if_none(conn, row["id"], phone):
         raise immutable_error(row["name"])
-    audit_log.record(conn, actor, "user.phone", row["name"], "ok")
+    audit_chain.record(conn, actor, "user.phone", row["name"], "ok")

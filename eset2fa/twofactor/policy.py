@@ -1,5 +1,5 @@
 """The second-factor policy and its defaults, in one place (settings `totp.window` and
-`lockout.max_failures`; `eset2fa.ops.config` declares them with these defaults)."""
+`lockout.max_failures`; `eset2fa.ops.settings` declares them with these defaults)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from eset2fa.clock import to_iso, unix
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
 from eset2fa.errors import EncryptionKeyError, Locked, NotFound, StateConflict
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.secrets import keys
 from eset2fa.twofactor import lockout, policy
 
@@ -172,12 +172,12 @@ def verify_otp(
     with store.write() as conn:
         row = user_rows.find_for_verify(conn, name)
         # The chain's last hash, read by the same statement (None: no row; audit.record reads it).
-        prev = None if row is None else row.last_hash or audit_log.GENESIS
+        prev = None if row is None else row.last_hash or audit_chain.GENESIS
         if row is None:
-            audit_log.record(conn, actor or name, action, name, "unknown_user")
+            audit_chain.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
         elif row.state == "disabled" or row.secret is None:
-            audit_log.record(
+            audit_chain.record(
                 conn, actor or row.name, action, row.name, "not_enabled", prev_hash=prev
             )
             refusal = StateConflict(
@@ -186,14 +186,14 @@ def verify_otp(
                 f"Enable it with `eset2fa user enable {row.name} --method totp`.",
             )
         elif row.locked:
-            audit_log.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
+            audit_chain.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
             refusal = Locked(
                 f"{row.name} is locked after too many wrong one-time passwords.",
                 f"An administrator can run `eset2fa user unlock {row.name}`.",
             )
         else:
             outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 actor or row.name,
                 action,

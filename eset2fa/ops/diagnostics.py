@@ -46,14 +46,14 @@ def _key(store) -> dict:
 
 def configured_endpoints(conn) -> list[tuple[str, str | None, str]]:
     """(check name, URL or None when missing, the setting that holds it) for active transports."""
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     endpoints = []
-    if config.get(conn, "sms.transport") == "http":
-        key = "twilio.api_base" if config.get(conn, "sms.preset") == "twilio" else "sms.url"
-        endpoints.append(("sms gateway", config.get(conn, key), key))
-    if config.get(conn, "push.transport") == "ntfy":
-        endpoints.append(("ntfy server", config.get(conn, "ntfy.server"), "ntfy.server"))
+    if settings.get(conn, "sms.transport") == "http":
+        key = "twilio.api_base" if settings.get(conn, "sms.preset") == "twilio" else "sms.url"
+        endpoints.append(("sms gateway", settings.get(conn, key), key))
+    if settings.get(conn, "push.transport") == "ntfy":
+        endpoints.append(("ntfy server", settings.get(conn, "ntfy.server"), "ntfy.server"))
     return endpoints
 
 
@@ -84,7 +84,7 @@ def reach(url: str, timeout: float) -> tuple[str, str]:
 def run_checks(db_path: Path) -> dict:
     """Every check; `ok` is False when any check failed (warnings do not count)."""
     from eset2fa.db import open_store
-    from eset2fa.ops import config
+    from eset2fa.ops import settings
 
     checks = []
     try:
@@ -95,7 +95,7 @@ def run_checks(db_path: Path) -> dict:
     try:
         checks.append(_database(store))
         checks.append(_key(store))
-        timeout = min(3.0, config.get(store.conn, "http.connect_timeout"))
+        timeout = min(3.0, settings.get(store.conn, "http.connect_timeout"))
         for name, url, key in configured_endpoints(store.conn):
             if not url:
                 checks.append(_check(name, FAILED, f"{key} is not set"))

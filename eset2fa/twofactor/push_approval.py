@@ -33,15 +33,15 @@ from eset2fa.accounts.permissions import require_write
 from eset2fa.clock import now, to_iso
 from eset2fa.db import Store
 from eset2fa.db import push_requests as push_request_rows
-from eset2fa.db import settings as setting_rows
+from eset2fa.db import stored_settings as setting_rows
 from eset2fa.db import users as user_rows
 from eset2fa.errors import DeliveryFailed, NotFound, PushDenied, PushRateLimited, StateConflict
-from eset2fa.ops import audit_log, config
+from eset2fa.ops import audit_chain, settings
 
 STATES = ("pending", "approved", "rejected", "expired")
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U to misread
 APPROVAL_KEY = "push.approval_key"  # config row; not a user setting, so `config show` skips it
-_KEY_CONTEXT = config.secret_context(APPROVAL_KEY)
+_KEY_CONTEXT = settings.secret_context(APPROVAL_KEY)
 _ID_PATTERN = f"[{ID_ALPHABET}]{{3}}-[{ID_ALPHABET}]{{3}}"
 _TOKEN_RE = re.compile(
     rf"({_ID_PATTERN})\.(\d{{1,12}})\.([A-Za-z0-9_-]{{22}})\.([A-Za-z0-9_-]{{43}})"
@@ -139,15 +139,15 @@ def create_request(
         user = user_rows.get(conn, name)
         if actor.user_id != user["id"]:  # a user's own login asks for their own push
             require_write(conn, actor, user)
-        seconds = timeout or config.get(conn, "push.timeout_seconds")
-        limit = config.get(conn, "push.rate_limit")
-        window = config.get(conn, "push.rate_window_seconds")
+        seconds = timeout or settings.get(conn, "push.timeout_seconds")
+        limit = settings.get(conn, "push.rate_limit")
+        window = settings.get(conn, "push.rate_window_seconds")
         moment = now()
         recent = push_request_rows.count_since(
             conn, user["id"], to_iso(moment - timedelta(seconds=window))
         )
         if recent >= limit:
-            audit_log.record(
+            audit_chain.record(
                 conn, actor.label, "push.request", user["name"], "rate-limited",
                 {"recent": recent, "limit": limit, "window_seconds": window},
             )  # fmt: skip
@@ -177,7 +177,7 @@ def create_request(
             token = (
                 f"{request_id}.{expires_unix}.{nonce}.{_mac(key, request_id, expires_unix, nonce)}"
             )
-            audit_log.record(
+            audit_chain.record(
                 conn, actor.label, "push.request", user["name"], "ok",
                 {"request": request_id, "timeout_seconds": seconds, "transport": transport},
             )  # fmt: skip
@@ -233,7 +233,7 @@ def approve_with_token(store: Store, token: str, *, request_id: str | None = Non
         target = row["user"] if row is not None else token_id
         if problem is None:
             push_request_rows.decide(conn, token_id, "approved", to_iso(now()), "token")
-        audit_log.record(
+        audit_chain.record(
             conn,
             "push-token",
             "push.approve",
@@ -262,7 +262,7 @@ def _decide(store: Store, actor: Actor, request_id: str, state: str) -> dict:
             )
         push_request_rows.decide(conn, row["id"], state, to_iso(now()), actor.label)
         action = "push.approve" if state == "approved" else "push.reject"
-        audit_log.record(conn, actor.label, action, row["user"], "ok", {"request": row["id"]})
+        audit_chain.record(conn, actor.label, action, row["user"], "ok", {"request": row["id"]})
     return get_request(store, row["id"])
 
 
@@ -282,7 +282,7 @@ def _expire(store: Store, request_id: str, reason: str) -> None:
     with store.write() as conn:
         if push_request_rows.decide(conn, request_id, "expired", to_iso(now()), reason):
             user = _row(conn, request_id)["user"]
-            audit_log.record(
+            audit_chain.record(
                 conn,
                 "eset2fa",
                 "push.expire",
@@ -322,13 +322,13 @@ def send_and_wait(
         except DeliveryFailed as error:
             _expire(store, request_id, "delivery failed")
             with store.write() as conn:
-                audit_log.record(
+                audit_chain.record(
                     conn, actor.label, "push.send", request["user"], "failed",
                     {"request": request_id, "error": error.message},
                 )  # fmt: skip
             raise
         with store.write() as conn:
-            audit_log.record(
+            audit_chain.record(
                 conn, actor.label, "push.send", request["user"], "ok",
                 {"request": request_id, "transport": delivery.transport},
             )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The `config` table: settings as text, credentials sealed (`eset2fa.ops.config` knows which)."""
+"""The `config` table: settings as text, credentials sealed (`eset2fa.ops.settings` knows which)."""
 
 from __future__ import annotations
 

@@ -18,9 +18,9 @@ from eset2fa.accounts.actors import Actor
 from eset2fa.accounts.permissions import require_admin
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
-from eset2fa.db import settings as setting_rows
+from eset2fa.db import stored_settings as setting_rows
 from eset2fa.errors import NotFound, UsageError
-from eset2fa.ops import audit_log
+from eset2fa.ops import audit_chain
 from eset2fa.twofactor import policy
 
 NUMBER_LIMIT = 1_000_000_000  # no numeric setting means more (seconds: ~31 years)
@@ -236,7 +236,7 @@ def set_value(store: Store, actor: Actor, key: str, text: str) -> dict:
     value = parse_value(key, text)
     with store.write() as conn:
         setting_rows.put_value(conn, key, value, now_iso())
-        audit_log.record(conn, actor.label, "config.set", key, "ok", {"value": value})
+        audit_chain.record(conn, actor.label, "config.set", key, "ok", {"value": value})
     return {"key": key, "value": _typed(setting_for(key), value)}
 
 
@@ -253,7 +253,7 @@ def set_secret(store: Store, actor: Actor, key: str, value: str) -> dict:
         master = load_key(conn, store.path, create=True)
         sealed = master.seal(value.encode(), secret_context(key))
         setting_rows.put_secret(conn, key, sealed, now_iso())
-        audit_log.record(conn, actor.label, "config.set-secret", key, "ok")
+        audit_chain.record(conn, actor.label, "config.set-secret", key, "ok")
     return {"key": key, "secret": "set"}
 
 
@@ -263,7 +263,7 @@ def unset(store: Store, actor: Actor, key: str) -> dict:
     with store.write() as conn:
         if not setting_rows.delete(conn, key):
             raise NotFound(f"{key} is not set.", "It already has its default value.")
-        audit_log.record(conn, actor.label, "config.unset", key, "ok")
+        audit_chain.record(conn, actor.label, "config.unset", key, "ok")
     return {"key": key, "value": setting_for(key).default}
 
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
-from eset2fa.db import audit as audit_rows
+from eset2fa.db import audit_log as audit_rows
 
 GENESIS = "0" * 64
 

@@ -1,6 +1,6 @@
 """The `audit` table: appending rows, reading them back, walking the hash chain.
 
-The chain itself (what a row's hash covers) is `eset2fa.ops.audit_log`'s; here are only the
+The chain itself (what a row's hash covers) is `eset2fa.ops.audit_chain`'s; here are only the
 statements. Appends run inside the caller's write transaction, so the audit row and the change it
 describes commit together or not at all.
 """
