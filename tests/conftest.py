@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sqlite3
@@ -28,6 +29,16 @@ def isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(proxy, raising=False)
+
+
+@pytest.fixture
+def env_master_key(monkeypatch):
+    """Keep keys out of the developer's OS keyring: the store's key comes from ESET2FA_KEY.
+
+    Test modules that need it say so with `pytestmark = pytest.mark.usefixtures(...)`.
+    """
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    monkeypatch.setenv("ESET2FA_KEY", key)
 
 
 @dataclass

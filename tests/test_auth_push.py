@@ -3,9 +3,7 @@ it, approval grants access (and activates a pending user), no approval in time m
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import subprocess
 import sys
 
@@ -13,10 +11,7 @@ import pytest
 
 from tests.test_push import wait_for_request
 
-
-@pytest.fixture(autouse=True)
-def master_key(monkeypatch):
-    monkeypatch.setenv("ESET2FA_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+pytestmark = pytest.mark.usefixtures("env_master_key")
 
 
 @pytest.fixture

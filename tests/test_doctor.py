@@ -8,11 +8,7 @@ import socket
 
 import pytest
 
-
-@pytest.fixture(autouse=True)
-def master_key(monkeypatch):
-    """Keep keys out of the developer's OS keyring: the store's key comes from ESET2FA_KEY."""
-    monkeypatch.setenv("ESET2FA_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+pytestmark = pytest.mark.usefixtures("env_master_key")
 
 
 def closed_port() -> int:

@@ -3,9 +3,7 @@ single-use approval token (forged, expired, replayed and foreign tokens are deni
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,12 +17,7 @@ from eset2fa.db import open_store
 from eset2fa.errors import PushDenied, PushRateLimited
 from eset2fa.twofactor import push_approval
 
-
-@pytest.fixture(autouse=True)
-def master_key(monkeypatch):
-    """Keep keys out of the developer's OS keyring: the store's key comes from ESET2FA_KEY."""
-    key = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-    monkeypatch.setenv("ESET2FA_KEY", key)
+pytestmark = pytest.mark.usefixtures("env_master_key")
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ JSON and replays the Approve action exactly as the phone app would."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -20,10 +18,7 @@ from eset2fa.transports.ntfy import user_topic
 PUBLISH, REPLY, POLL = "pub-token-111111", "reply-token-222222", "poll-token-333333"
 
 
-@pytest.fixture(autouse=True)
-def master_key(monkeypatch):
-    """Keep keys out of the developer's OS keyring: the store's key comes from ESET2FA_KEY."""
-    monkeypatch.setenv("ESET2FA_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+pytestmark = pytest.mark.usefixtures("env_master_key")
 
 
 class FakeNtfy:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import threading
 import time
@@ -19,10 +18,7 @@ PHONE = "+420601123456"
 TOKEN = "tw-secret-token-9f8e7d"
 
 
-@pytest.fixture(autouse=True)
-def master_key(monkeypatch):
-    """Keep keys out of the developer's OS keyring: the store's key comes from ESET2FA_KEY."""
-    monkeypatch.setenv("ESET2FA_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+pytestmark = pytest.mark.usefixtures("env_master_key")
 
 
 def configure(cli, *pairs: tuple[str, str]) -> None:
