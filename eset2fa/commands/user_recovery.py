@@ -51,7 +51,7 @@ def reset_password(
         printf '%s\\n' "$NEW_PASSWORD" | eset2fa user reset-password alice --password-stdin --json
     """
     from eset2fa.accounts import console_users
-    from eset2fa.recovery import lost_phone
+    from eset2fa.recovery import password_reset
 
     inv = invocation(ctx)
     actor = inv.actor
@@ -61,7 +61,7 @@ def reset_password(
         password = inv.read_secret(f"New password for {name}", from_stdin=True)
     elif stdin_is_terminal() and not inv.json_mode:
         password = _prompt_new_password(name)
-    result, generated = lost_phone.reset_password(inv.store, actor, name, password)
+    result, generated = password_reset.reset_password(inv.store, actor, name, password)
 
     def human() -> None:
         inv.output.message(f"Password of [bold]{result['name']}[/] reset")

@@ -1,91 +1,19 @@
-"""Recovery procedures (SPEC S6-S9): each one takes a verified backup before it changes anything.
-
-`backup_first` is the gate every recovery command goes through: it returns the backup's path (the
-command reports it and audits it), and if the backup cannot be taken the command stops there with
-a StorageError and the store unchanged.
-"""
+"""`user recover NAME --lost-phone` (SPEC S9 for any user): after a backup, the lost factor is
+dropped and the user enrolls again with the same method."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
 
-from eset2fa.accounts import console_users, permissions
+from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
-from eset2fa.errors import Eset2faError, StateConflict, StorageError
+from eset2fa.errors import StateConflict
 from eset2fa.ops import audit_chain
+from eset2fa.recovery.backup_first import backup_first
 from eset2fa.twofactor.enrollment import clear_second_factor, reenroll
-
-
-def backup_first(store: Store, reason: str, actor: Actor | None = None) -> str:
-    """Take a verified backup before a recovery step; its path, or StorageError (nothing done)."""
-    from eset2fa.ops.backups import create_backup
-
-    hint = (
-        "Nothing was changed. Fix what stopped the backup (disk space, permissions of the backups/ "
-        "folder beside the database) and run the command again."
-    )
-    try:
-        result = create_backup(store, reason, actor=actor)
-    except Eset2faError as exc:
-        raise StorageError(f"The backup before {reason} failed: {exc.message}", hint) from None
-    except (OSError, sqlite3.Error) as exc:
-        raise StorageError(f"The backup before {reason} failed: {exc}.", hint) from None
-    return result["path"]
-
-
-def reset_password(
-    store: Store, actor: Actor, name: str, password: str | None = None
-) -> tuple[dict, str | None]:
-    """Set a new password for NAME (generated when None), after a backup.
-
-    For the built-in Administrator this also disables 2FA on that account only (SPEC S9: the
-    lost-phone path for the Administrator); every other user's 2FA is untouched. For any other
-    user only the password changes. Returns (result, generated password or None); the generated
-    password is never part of the result, so it cannot end up in --json output or the audit log.
-    """
-    from eset2fa.accounts.passwords import generate_password, hash_password
-
-    target = user_rows.get(store.conn, name)
-    permissions.require_write(store.conn, actor, target)
-    generated = None
-    if password is None:
-        password = generated = generate_password()
-    password_hash = hash_password(password)  # validates the length before anything is written
-    backup_path = backup_first(store, f"reset-password {target['name']}", actor)
-    with store.write() as conn:
-        target = user_rows.get(conn, name)  # re-read under the write lock
-        permissions.require_write(conn, actor, target)
-        user_rows.set_password_hash(conn, target["id"], password_hash)
-        disable = bool(target["builtin"])
-        if disable:
-            clear_second_factor(conn, [target["id"]])
-        two_factor = "disabled" if disable else "unchanged"
-        audit_chain.record(
-            conn,
-            actor.label,
-            "user.reset-password",
-            target["name"],
-            "ok",
-            {
-                "backup": backup_path,
-                "password": "generated" if generated else "given",
-                "two_factor": two_factor,
-                "previous_state": target["state"],
-            },
-        )
-        status = console_users.status_of(user_rows.get(conn, target["name"]))
-    result = {
-        "name": target["name"],
-        "backup": backup_path,
-        "password": "generated" if generated else "given",
-        "two_factor": two_factor,
-        "state": status["state"],
-        "locked": status["locked"],
-    }
-    return result, generated
 
 
 def recover_lost_phone(

@@ -75,7 +75,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
     """Back up, send a verification code by SMS to NAME's stored phone, record its hash."""
     from eset2fa.ops import settings
     from eset2fa.ops.delivery import sms_transport
-    from eset2fa.recovery.lost_phone import backup_first
+    from eset2fa.recovery.backup_first import backup_first
 
     target = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, target)
