@@ -15,9 +15,19 @@ class Policy(NamedTuple):
     max_failures: int
 
 
+# Parsed policies by their stored texts: every verification reads the two settings with the
+# user's row, and they almost never change.
+_parsed: dict[tuple[str | None, str | None], Policy] = {}
+
+
 def from_stored(window: str | None, max_failures: str | None) -> Policy:
     """The policy from the stored setting texts (None: not set, the default applies)."""
-    return Policy(
-        DEFAULT_WINDOW if window is None else int(window),
-        DEFAULT_MAX_FAILURES if max_failures is None else int(max_failures),
-    )
+    policy = _parsed.get((window, max_failures))
+    if policy is None:
+        policy = Policy(
+            DEFAULT_WINDOW if window is None else int(window),
+            DEFAULT_MAX_FAILURES if max_failures is None else int(max_failures),
+        )
+        if len(_parsed) < 64:  # settings texts are few; never let the cache grow without bound
+            _parsed[(window, max_failures)] = policy
+    return policy

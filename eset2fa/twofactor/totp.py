@@ -74,7 +74,11 @@ _unpack_word = struct.Struct(">I").unpack_from
 
 def hotp(key: bytes, counter: int) -> bytes:
     """RFC 4226 HOTP over HMAC-SHA1 (dynamic truncation), as DIGITS ASCII digits."""
-    digest = hmac.digest(key, _pack_counter(counter), "sha1")
+    return _truncate(hmac.digest(key, _pack_counter(counter), "sha1"))
+
+
+def _truncate(digest: bytes) -> bytes:
+    """RFC 4226 dynamic truncation of an HMAC-SHA1 digest to DIGITS ASCII digits."""
     number = _unpack_word(digest, digest[19] & 0x0F)[0] & 0x7FFFFFFF
     return b"%06d" % (number % 1_000_000)
 
@@ -132,9 +136,14 @@ def _matching_step(key: bytes, code: str, step: int, window: int) -> int | None:
     on which step matched.
     """
     given = code.encode("ascii")
+    # One stdlib HMAC keyed once, copied per candidate: the key's padded blocks are hashed once
+    # per verification instead of once per candidate (hmac.digest re-keys on every call).
+    keyed = hmac.new(key, digestmod="sha1")
     matched = None
     for candidate in range(max(step - window, 0), step + window + 1):  # no step before 1970
-        if hmac.compare_digest(hotp(key, candidate), given):
+        mac = keyed.copy()
+        mac.update(_pack_counter(candidate))
+        if hmac.compare_digest(_truncate(mac.digest()), given):
             matched = candidate
     return matched
 
