@@ -235,21 +235,7 @@ def grant(
     write_user: str | None = None,
     write_group: str | None = None,
 ) -> dict:
-    with store.write() as conn:
-        who = user_rows.get(conn, grantee)
-        permissions.require_write(conn, actor, who)
-        user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
-        new = permissions.add_grant(conn, who["id"], user_id, group)
-        audit_chain.record(
-            conn,
-            actor.label,
-            "user.grant",
-            who["name"],
-            "ok" if new else "unchanged",
-            {"write": label},
-        )
-        grants = permissions.list_grants(conn, who["id"])
-    return {"name": who["name"], "granted": label, "new": new, "grants": grants}
+    return _change_grant(store, actor, grantee, write_user, write_group, revoke=False)
 
 
 def revoke(
@@ -260,14 +246,34 @@ def revoke(
     write_user: str | None = None,
     write_group: str | None = None,
 ) -> dict:
+    return _change_grant(store, actor, grantee, write_user, write_group, revoke=True)
+
+
+def _change_grant(
+    store: Store,
+    actor: Actor,
+    grantee: str,
+    write_user: str | None,
+    write_group: str | None,
+    *,
+    revoke: bool,
+) -> dict:
+    """Add or remove one grant of Write; the actor needs Write over the grantee and the target."""
     with store.write() as conn:
         who = user_rows.get(conn, grantee)
         permissions.require_write(conn, actor, who)
         user_id, group, label = _grant_targets(conn, actor, write_user, write_group)
-        permissions.remove_grant(conn, who["id"], user_id, group)
-        audit_chain.record(conn, actor.label, "user.revoke", who["name"], "ok", {"write": label})
+        if revoke:
+            permissions.remove_grant(conn, who["id"], user_id, group)
+            action, result = "user.revoke", "ok"
+        else:
+            new = permissions.add_grant(conn, who["id"], user_id, group)
+            action, result = "user.grant", "ok" if new else "unchanged"
+        audit_chain.record(conn, actor.label, action, who["name"], result, {"write": label})
         grants = permissions.list_grants(conn, who["id"])
-    return {"name": who["name"], "revoked": label, "grants": grants}
+    if revoke:
+        return {"name": who["name"], "revoked": label, "grants": grants}
+    return {"name": who["name"], "granted": label, "new": new, "grants": grants}
 
 
 def ensure_administrator(store: Store, password: str | None = None) -> str | None:
