@@ -110,7 +110,8 @@ def backup(
         None,
         "--to",
         metavar="PATH",
-        help="Write the backup to this new file or into this directory (never pruned).",
+        help="Write the backup to this new file or into this directory (never pruned; "
+        "Administrator or local operator only).",
     ),
     reason: str = typer.Option("manual", "--reason", help="Why: recorded in the manifest."),
     quick_check: bool = typer.Option(
@@ -125,7 +126,8 @@ def backup(
     checked with integrity_check, and renamed into place with mode 0600. A manifest
     (`<backup>.json`: time, reason, schema version, key fingerprint, SHA-256, user count) sits
     beside it. By default backups go to `backups/` beside the database, where the newest
-    `backup.keep` (default 20) are kept. The encryption key is NOT in the backup.
+    `backup.keep` (default 20) are kept. Only the Administrator or the local operator may write
+    one elsewhere with --to. The encryption key is NOT in the backup.
 
     Example:
         eset2fa db backup --reason "before upgrade"

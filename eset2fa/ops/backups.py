@@ -125,12 +125,18 @@ def create_backup(
     `check` is "full" (PRAGMA integrity_check) or "quick" (PRAGMA quick_check: structure only,
     not index contents; for very large stores). The default folder keeps the newest `backup.keep`
     backups of this database; a backup written elsewhere with `to` is never pruned.
+
+    Only the Administrator and the local operator may write one elsewhere (`to`): a backup holds
+    every password hash and sealed secret, and a copy anywhere is a copy of the whole store. A
+    delegated user's backup stays in the default folder beside the database, owner-only like it.
     """
     from eset2fa.ops import settings
 
     if check not in ("full", "quick"):
         raise UsageError(f"Unknown check {check!r}.", "Use 'full' or 'quick'.")
     actor = actor or local_operator()
+    if to is not None:
+        require_admin(actor, "write a backup to another place (--to)")
     reason = reason.strip() or DEFAULT_REASON
     moment = datetime.now(UTC)
     final, in_default_dir = _final_path(store.path, to, reason, moment)
