@@ -305,19 +305,26 @@ FOREIGN_SCHEMA = {
 
 
 @pytest.mark.parametrize("what", list(FOREIGN_SCHEMA))
-@pytest.mark.parametrize("no_manifest", [False, True], ids=["manifest", "no-manifest"])
 def test_a_backup_with_schema_objects_eset2fa_did_not_create_is_refused(
-    cli, store, backup, tmp_path, what, no_manifest
+    cli, store, backup, tmp_path, what
 ):
     statements, raw = FOREIGN_SCHEMA[what]
     bad = tampered_copy(backup, tmp_path / "bad.db", *statements, raw_schema=raw)
     assert rows(bad, "PRAGMA integrity_check") == [("ok",)]  # only the schema check can tell
-    if no_manifest:
-        manifest_of(bad).unlink()
     before = live_bytes(store)
-    r = cli("db", "restore", str(bad), "--yes", "--json", *(["--no-manifest"] * no_manifest))
+    r = cli("db", "restore", str(bad), "--yes", "--json")
     error = refused(r, str(bad), "schema objects eset2fa did not create")
     assert error["code"] == "storage"
+    assert live_bytes(store) == before
+    assert no_leftovers(store.parent)
+
+
+def test_no_manifest_does_not_lift_the_schema_check(cli, store, backup, tmp_path):
+    bad = tampered_copy(backup, tmp_path / "bad.db", KEEP_UNLOCKED.format(name="keep_unlocked"))
+    manifest_of(bad).unlink()
+    before = live_bytes(store)
+    r = cli("db", "restore", str(bad), "--yes", "--json", "--no-manifest")
+    refused(r, str(bad), "trigger keep_unlocked (not eset2fa's)")
     assert live_bytes(store) == before
     assert no_leftovers(store.parent)
 
