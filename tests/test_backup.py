@@ -279,3 +279,57 @@ def test_a_damaged_database_is_not_backed_up_as_if_it_were_fine(cli, store):
     # quick_check looks at structure only: it lets this damage through, as documented
     r = cli("db", "backup", "--quick-check", "--json")
     assert r.exit_code == 0
+
+
+# -- issue 9: a delegated user cannot copy the store out ----------------------------------------
+
+
+def delegated_helpdesk(cli) -> None:
+    """helpdesk, a console user with Write over one user (alice) and nothing else."""
+    assert cli("user", "add", "alice").exit_code == 0
+    assert cli("user", "add", "helpdesk", "--password-stdin", input="helpdesk-pw\n").exit_code == 0
+    assert cli("user", "grant", "helpdesk", "--write", "alice").exit_code == 0
+
+
+def as_helpdesk(cli, *args: str):
+    return cli("--as", "helpdesk", "--as-password-stdin", *args, input="helpdesk-pw\n")
+
+
+def test_a_delegated_user_cannot_write_a_backup_elsewhere(cli, store, tmp_path):
+    delegated_helpdesk(cli)
+    assert as_helpdesk(cli, "user", "unlock", "alice").exit_code == 0  # helpdesk has Write there
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for target in (outside / "copy.db", outside):
+        r = as_helpdesk(cli, "db", "backup", "--to", str(target), "--json")
+        assert r.exit_code == 5, r.stdout
+        error = r.json()["error"]
+        assert error["code"] == "permission_denied" and "\n" not in error["message"]
+        assert "helpdesk" in error["message"] and error["hint"]
+    assert list(outside.iterdir()) == []  # nothing written, not even a temporary file
+    assert not (store.parent / "backups").exists()
+    # the Administrator and the local operator still may
+    r = cli("db", "backup", "--to", str(outside / "copy.db"), "--json")
+    assert r.exit_code == 0 and integrity(outside / "copy.db") == "ok"
+
+
+def test_a_delegated_user_may_still_back_up_beside_the_database(cli, store):
+    """The default folder is beside the store, 0700, each backup 0600: no copy leaves the
+    owner's hands (recovery commands a delegated user may run back up there too)."""
+    delegated_helpdesk(cli)
+    r = as_helpdesk(cli, "db", "backup", "--reason", "helpdesk", "--json")
+    assert r.exit_code == 0, r.stdout
+    path = Path(r.json()["path"])
+    assert path.parent == store.parent / "backups"
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+
+
+def test_a_delegated_user_cannot_restore(cli, store, tmp_path):
+    delegated_helpdesk(cli)
+    backup = Path(cli("db", "backup", "--json").json()["path"])
+    r = as_helpdesk(cli, "db", "restore", str(backup), "--yes", "--json")
+    assert r.exit_code == 5
+    assert "may not restore a backup" in r.json()["error"]["message"]
+    assert not [
+        p for p in store.parent.iterdir() if ".replaced-" in p.name or ".partial-" in p.name
+    ]

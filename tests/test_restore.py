@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import stat
@@ -35,10 +36,12 @@ def no_leftovers(folder: Path) -> bool:
 
 
 @pytest.fixture
-def backup(cli, store) -> Path:
-    """A store with some users, backed up; returns the backup's path."""
+def backup(cli, store, env_master_key) -> Path:
+    """A store with some users and its encryption key (ESET2FA_KEY), backed up; returns the
+    backup's path. (Restore refuses a backup without a key check value: issue 9.)"""
     assert cli("user", "add", "alice", "--group", "ops").exit_code == 0
     assert cli("user", "add", "bob").exit_code == 0
+    assert cli("user", "enable", "bob", "--method", "totp", "--json").exit_code == 0  # the key
     r = cli("db", "backup", "--json")
     assert r.exit_code == 0
     return Path(r.json()["path"])
@@ -201,3 +204,235 @@ def test_restore_onto_a_machine_without_a_store(cli, backup, tmp_path):
         "alice",
         "bob",
     ]
+
+
+# -- issue 9: what could take over or weaken the store is refused -------------------------------
+
+
+def manifest_of(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def reseal_manifest(path: Path) -> None:
+    """Make the manifest describe the file as it is now, as whoever tampered with it could."""
+    data = json.loads(manifest_of(path).read_text())
+    data["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    data["size"] = path.stat().st_size
+    manifest_of(path).write_text(json.dumps(data))
+
+
+def tampered_copy(backup: Path, target: Path, *statements: str, raw_schema: bool = False) -> Path:
+    """A copy of a good backup (key check value, manifest) with `statements` run on it, and its
+    manifest made to match: only what the statements changed can get it refused."""
+    target.write_bytes(backup.read_bytes())
+    manifest_of(target).write_text(manifest_of(backup).read_text())
+    conn = sqlite3.connect(target, isolation_level=None)
+    if raw_schema:
+        conn.execute("PRAGMA writable_schema = ON")
+    for statement in statements:
+        conn.execute(statement)
+    if raw_schema:
+        conn.execute("PRAGMA writable_schema = OFF")
+    conn.close()
+    reseal_manifest(target)
+    return target
+
+
+def refused(r, *words: str) -> dict:
+    """A refusal: exit 9, one line naming what was wrong, a hint; returns the JSON error."""
+    assert r.exit_code == 9, (r.stdout, r.stderr)
+    error = json.loads(r.stdout)["error"]
+    assert "\n" not in error["message"] and error["hint"]
+    for word in words:
+        assert word in error["message"], error["message"]
+    return error
+
+
+def test_a_store_made_elsewhere_without_a_key_check_value_is_refused(cli, store, backup, tmp_path):
+    """The reproducer: `eset2fa --db x.db init --password-stdin <<<'attacker-pass-1'` and
+    `eset2fa db restore x.db --yes` used to exit 0 and hand the store to that password."""
+    x = tmp_path / "x.db"
+    assert cli("init", "--password-stdin", input="attacker-pass-1\n", db=x).exit_code == 0
+    before = live_bytes(store)
+
+    r = cli("db", "restore", str(x), "--yes", "--json")  # no manifest beside it either
+    refused(r, str(x), "manifest")
+    r = cli("db", "restore", str(x), "--yes", "--json", "--no-manifest")
+    error = refused(r, str(x), "no encryption key check value")
+    assert error["code"] == "key"
+    # and with a manifest of its own (the attacker's `db backup`): still no key check value
+    attacker_backup = Path(cli("db", "backup", "--json", db=x).json()["path"])
+    refused(cli("db", "restore", str(attacker_backup), "--yes", "--json"), "key check value")
+
+    assert live_bytes(store) == before
+    assert no_leftovers(store.parent)
+    r = cli(
+        "--as", "Administrator", "--as-password-stdin", "user", "list", input="attacker-pass-1\n"
+    )
+    assert r.exit_code == 5  # the attacker's password does not open the live store
+    assert [row[0] for row in rows(store, "SELECT name FROM users ORDER BY name")] == [
+        "Administrator",
+        "alice",
+        "bob",
+    ]
+
+
+KEEP_UNLOCKED = (
+    "CREATE TRIGGER {name} AFTER UPDATE OF fail_count ON users "
+    "BEGIN UPDATE users SET fail_count = 0, locked = 0 WHERE id = NEW.id; END"
+)
+
+FOREIGN_SCHEMA = {
+    "trigger resetting fail_count": ([KEEP_UNLOCKED.format(name="keep_unlocked")], False),
+    "view": (["CREATE VIEW everyone AS SELECT name, password_hash FROM users"], False),
+    "extra table": (["CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"], False),
+    "extra index": (["CREATE INDEX users_phone ON users (phone)"], False),
+    "altered table": (["ALTER TABLE users ADD COLUMN bypass INTEGER"], False),
+    "altered index": (
+        ["DROP INDEX users_state", "CREATE INDEX users_state ON users (name)"],
+        False,
+    ),
+    "missing index": (["DROP INDEX grants_user"], False),
+    # SQLite refuses sqlite_ names in CREATE, but loads (and fires) a row written this way
+    "trigger named sqlite_": (
+        [
+            "INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES ('trigger', "
+            f"'sqlite_keep', 'users', 0, '{KEEP_UNLOCKED.format(name='sqlite_keep')}')"
+        ],
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("what", list(FOREIGN_SCHEMA))
+def test_a_backup_with_schema_objects_eset2fa_did_not_create_is_refused(
+    cli, store, backup, tmp_path, what
+):
+    statements, raw = FOREIGN_SCHEMA[what]
+    bad = tampered_copy(backup, tmp_path / "bad.db", *statements, raw_schema=raw)
+    assert rows(bad, "PRAGMA integrity_check") == [("ok",)]  # only the schema check can tell
+    before = live_bytes(store)
+    r = cli("db", "restore", str(bad), "--yes", "--json")
+    error = refused(r, str(bad), "schema objects eset2fa did not create")
+    assert error["code"] == "storage"
+    assert live_bytes(store) == before
+    assert no_leftovers(store.parent)
+
+
+def test_no_manifest_does_not_lift_the_schema_check(cli, store, backup, tmp_path):
+    bad = tampered_copy(backup, tmp_path / "bad.db", KEEP_UNLOCKED.format(name="keep_unlocked"))
+    manifest_of(bad).unlink()
+    before = live_bytes(store)
+    r = cli("db", "restore", str(bad), "--yes", "--json", "--no-manifest")
+    refused(r, str(bad), "trigger keep_unlocked (not eset2fa's)")
+    assert live_bytes(store) == before
+    assert no_leftovers(store.parent)
+
+
+def test_a_restored_trigger_would_have_kept_the_account_unlocked(cli, store, backup, tmp_path):
+    """Why the trigger matters: in the tampered file, failures never stick."""
+    bad = tampered_copy(backup, tmp_path / "bad.db", KEEP_UNLOCKED.format(name="keep_unlocked"))
+    conn = sqlite3.connect(bad)
+    with conn:
+        conn.execute("UPDATE users SET fail_count = 10, locked = 1 WHERE name = 'bob'")
+    conn.close()
+    assert rows(bad, "SELECT fail_count, locked FROM users WHERE name = 'bob'") == [(0, 0)]
+    reseal_manifest(bad)
+    r = cli("db", "restore", str(bad), "--yes", "--json")
+    assert "trigger keep_unlocked (not eset2fa's)" in refused(r)["message"]
+    assert rows(store, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'") == [(0,)]
+
+
+def test_a_backup_without_its_manifest_needs_no_manifest(cli, store, backup):
+    manifest_of(backup).unlink()
+    cli("user", "add", "later")
+    before = live_bytes(store)
+    r = cli("db", "restore", str(backup), "--yes", "--json")
+    error = refused(r, str(backup), "has no manifest")
+    assert "--no-manifest" in error["hint"]
+    assert live_bytes(store) == before
+    assert no_leftovers(store.parent)
+
+    r = cli("db", "restore", str(backup), "--yes", "--json", "--no-manifest")
+    assert r.exit_code == 0, r.stderr
+    assert cli("user", "status", "later").exit_code == 3  # the backup's state is back
+    assert cli("user", "status", "bob").exit_code == 0
+
+
+@pytest.mark.parametrize("damage", [_corrupt, _truncated, _foreign, _newer_schema, _not_sqlite])
+def test_no_manifest_does_not_lift_any_other_check(cli, store, backup, tmp_path, damage):
+    bad = tmp_path / "bad.db"
+    damage(backup, bad)
+    before = live_bytes(store)
+    r = cli("db", "restore", str(bad), "--yes", "--json", "--no-manifest")
+    refused(r, str(bad))
+    assert live_bytes(store) == before
+    assert no_leftovers(store.parent)
+
+
+def test_no_manifest_does_not_lift_the_key_check(cli, store, backup, monkeypatch):
+    manifest_of(backup).unlink()
+    before = live_bytes(store)
+    monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"w" * 32))
+    r = cli("db", "restore", str(backup), "--yes", "--json", "--no-manifest")
+    assert refused(r, str(backup))["code"] == "key"
+    assert live_bytes(store) == before
+
+
+def test_a_manifest_that_is_there_is_checked_even_with_no_manifest(cli, store, backup):
+    before = live_bytes(store)
+    manifest_of(backup).write_text("not json")
+    for extra in ([], ["--no-manifest"]):
+        refused(cli("db", "restore", str(backup), "--yes", "--json", *extra), "manifest")
+    assert live_bytes(store) == before
+    assert no_leftovers(store.parent)
+
+
+def test_a_manifest_edited_to_another_key_is_refused(cli, store, backup):
+    data = json.loads(manifest_of(backup).read_text())
+    data["key_fingerprint"] = "0" * 16
+    manifest_of(backup).write_text(json.dumps(data))
+    before = live_bytes(store)
+    refused(cli("db", "restore", str(backup), "--yes", "--json"), "does not match its manifest")
+    assert live_bytes(store) == before
+
+
+def test_a_refused_restore_onto_a_new_machine_leaves_no_folder(cli, backup, tmp_path):
+    manifest_of(backup).unlink()
+    new_db = tmp_path / "new-host" / "data" / "eset2fa.db"
+    r = cli("db", "restore", str(backup), "--yes", "--json", db=new_db)
+    refused(r, "manifest")
+    assert not (tmp_path / "new-host").exists()
+
+
+def test_backups_listing_flags_a_backup_with_foreign_schema_objects(cli, store, backup):
+    good = Path(cli("db", "backup", "--reason", "good", "--json").json()["path"])
+    conn = sqlite3.connect(backup, isolation_level=None)
+    conn.execute(KEEP_UNLOCKED.format(name="keep_unlocked"))
+    conn.close()
+    reseal_manifest(backup)
+    r = cli("db", "backups", "--json")
+    assert r.exit_code == 1
+    listed = {Path(b["path"]): b for b in r.json()}
+    assert listed[good]["status"] == "ok"
+    assert listed[backup]["status"] == "foreign schema"
+    assert "trigger keep_unlocked" in listed[backup]["detail"]
+    r = cli("db", "backups")
+    assert "foreign schema: trigger keep_unlocked" in r.stdout
+
+
+def test_schema_text_is_compared_without_comments_but_never_loses_code():
+    from eset2fa.db.schema import normalize_sql
+
+    reference = "CREATE TABLE t (\n  a INTEGER, -- why a\n  b TEXT\n)"
+    assert normalize_sql(reference) == normalize_sql(
+        "CREATE TABLE t ( a INTEGER, /* ok */ b TEXT )"
+    )
+    # moving the line break hides `b TEXT` in the comment: a different definition
+    assert normalize_sql(reference) != normalize_sql(
+        "CREATE TABLE t (\n a INTEGER, -- why a b TEXT\n)"
+    )
+    # whitespace inside quotes is part of a name or a value
+    assert normalize_sql("CHECK (x IN ('a  b'))") != normalize_sql("CHECK (x IN ('a b'))")
+    assert normalize_sql('CREATE TABLE "a  b" (x)') != normalize_sql('CREATE TABLE "a b" (x)')
+    assert normalize_sql("SELECT '--', 'it''s -- x' /* c */") == "SELECT '--', 'it''s -- x'"

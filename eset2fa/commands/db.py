@@ -110,7 +110,8 @@ def backup(
         None,
         "--to",
         metavar="PATH",
-        help="Write the backup to this new file or into this directory (never pruned).",
+        help="Write the backup to this new file or into this directory (never pruned; "
+        "Administrator or local operator only).",
     ),
     reason: str = typer.Option("manual", "--reason", help="Why: recorded in the manifest."),
     quick_check: bool = typer.Option(
@@ -125,7 +126,8 @@ def backup(
     checked with integrity_check, and renamed into place with mode 0600. A manifest
     (`<backup>.json`: time, reason, schema version, key fingerprint, SHA-256, user count) sits
     beside it. By default backups go to `backups/` beside the database, where the newest
-    `backup.keep` (default 20) are kept. The encryption key is NOT in the backup.
+    `backup.keep` (default 20) are kept. Only the Administrator or the local operator may write
+    one elsewhere with --to. The encryption key is NOT in the backup.
 
     Example:
         eset2fa db backup --reason "before upgrade"
@@ -158,10 +160,12 @@ def backups(
         False, "--no-verify", help="Do not recompute checksums (faster for big backups)."
     ),
 ) -> None:
-    """List this database's backups in `backups/` beside it, newest first, checksums verified.
+    """List this database's backups in `backups/` beside it, newest first, each one verified.
 
-    A backup whose file no longer matches its manifest's SHA-256 is flagged
-    "checksum mismatch" (exit 1). Works even when the live database is damaged.
+    Verifying recomputes each SHA-256 and compares the backup's schema with eset2fa's own: a
+    backup that no longer matches its manifest ("checksum mismatch"), has none ("no manifest"),
+    or holds schema objects eset2fa did not create ("foreign schema") is flagged (exit 1).
+    Works even when the live database is damaged.
 
     Example:
         eset2fa db backups
@@ -181,7 +185,7 @@ def backups(
                     r.get("reason"),
                     r.get("users"),
                     r.get("schema_version"),
-                    r["status"],
+                    f"{r['status']}: {r['detail']}" if "detail" in r else r["status"],
                     r["path"],
                 )
                 for r in rows
@@ -190,7 +194,7 @@ def backups(
         inv.output.notice(f"{len(rows)} backup(s)")
 
     inv.output.result(rows, human)
-    if any(r["status"] in ("checksum mismatch", "no manifest") for r in rows):
+    if any(r["status"] not in ("ok", "unverified") for r in rows):
         raise typer.Exit(1)
 
 
@@ -198,32 +202,36 @@ def backups(
 def restore(
     ctx: typer.Context,
     backup_file: Path = typer.Argument(..., metavar="BACKUP", help="The backup file to restore."),
+    no_manifest: bool = typer.Option(
+        False,
+        "--no-manifest",
+        help="Restore a backup whose manifest (<backup>.json) is lost; all other checks still run.",
+    ),
 ) -> None:
     """Replace the database with a backup, after validating it. Asks first unless --yes.
 
-    Before the live database is touched, the backup is checked: its manifest checksum, SQLite
-    integrity, that it is an eset2fa store of a schema this version knows, and that the current
-    encryption key opens it. A file that fails is refused (exit 9) and nothing changes. The
-    replaced database is kept beside it as `<db>.replaced-<time>`. Stop other eset2fa processes
-    using this database first.
+    Before the live database is touched, the backup is checked: its manifest (SHA-256 and size;
+    a backup without one is refused unless --no-manifest), that it is an eset2fa store of a
+    schema this version knows holding only eset2fa's own tables and indexes (no triggers, views
+    or anything added or altered), SQLite's full integrity_check, and that it has a key check
+    value the current encryption key opens. A file that fails is refused (exit 9) and nothing
+    changes. The replaced database is kept beside it as `<db>.replaced-<time>`. Only the
+    Administrator or the local operator may restore. Stop other eset2fa processes using this
+    database first.
 
     Example:
         eset2fa db backups
         eset2fa db restore ~/.local/share/eset2fa/backups/eset2fa-20261122T101500.000000Z-manual.db
     """
-    from eset2fa.errors import PermissionDenied
+    from eset2fa.accounts.permissions import require_admin
     from eset2fa.ops.backups import restore_backup
 
     inv = invocation(ctx)
     actor = inv.actor
-    if not actor.is_admin:
-        raise PermissionDenied(
-            f"{actor.label} may not restore the database.",
-            "Only the Administrator or the local operator restores backups.",
-        )
+    require_admin(actor, "restore a backup")  # before the question; the core checks it again
     inv.confirm(f"Replace the database {inv.db_path} with the backup {backup_file}?")
     inv.close()  # nothing of ours may hold the live file open while it is swapped
-    result = restore_backup(inv.db_path, backup_file, actor=actor)
+    result = restore_backup(inv.db_path, backup_file, actor=actor, require_manifest=not no_manifest)
 
     def human() -> None:
         inv.output.message(f"Restored {result['path']} from {result['backup']}")

@@ -180,21 +180,34 @@ def verify_file(
     error (the path a person gave, not a temporary copy).
     """
     shown = subject or str(path)
-    pragma = "quick_check" if quick else "integrity_check"
     try:
         conn = open_read_only(path)
         try:
-            rows = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
+            check_integrity(conn, quick=quick, subject=shown, hint=hint)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise StorageError(
-            f"{shown} is not a readable SQLite database ({exc}): corrupt, truncated or not a "
-            "database.",
-            hint,
-        ) from None
+        raise unreadable(shown, exc, hint) from None
+
+
+def check_integrity(
+    conn: sqlite3.Connection, *, quick: bool = False, subject: str, hint: str = _BAD_FILE_HINT
+) -> None:
+    """`verify_file` on an open connection (sqlite3.DatabaseError if it cannot even be read)."""
+    pragma = "quick_check" if quick else "integrity_check"
+    rows = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
     if rows != ["ok"]:
-        raise StorageError(f"{shown} fails SQLite's {pragma}: {'; '.join(rows[:3])}.", hint)
+        raise StorageError(f"{subject} fails SQLite's {pragma}: {'; '.join(rows[:3])}.", hint)
+
+
+def unreadable(
+    subject: str, exc: sqlite3.DatabaseError, hint: str = _BAD_FILE_HINT
+) -> StorageError:
+    return StorageError(
+        f"{subject} is not a readable SQLite database ({exc}): corrupt, truncated or not a "
+        "database.",
+        hint,
+    )
 
 
 def copy_private(source: Path, dest: Path) -> None:

@@ -11,6 +11,12 @@ is corrupt or gone (that is when backups matter), must travel with a backup copi
 
 The encryption key is NOT in a backup (README, "Backups and restore"): only its fingerprint is, so a
 restore can say which key a backup needs.
+
+A restore may be handed a file someone else made, so it takes only what could have come from this
+store unchanged: a manifest that matches the file (unless `--no-manifest`), an intact SQLite file of
+eset2fa's own schema (no trigger, view, table or index eset2fa did not create: `eset2fa.db.schema`)
+and a key check value that the current key opens. A store made elsewhere has no check value, or
+one of another key, so it cannot replace this one (and with it the Administrator's password).
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from pathlib import Path
 
 from eset2fa import __version__
 from eset2fa.accounts.actors import Actor, local_operator
+from eset2fa.accounts.permissions import require_admin
 from eset2fa.db import Store
-from eset2fa.db import meta as meta_rows
+from eset2fa.db import schema as schema_rows
 from eset2fa.db import snapshot as files
 from eset2fa.db import users as user_rows
 from eset2fa.errors import EncryptionKeyError, NotFound, StateConflict, StorageError, UsageError
@@ -118,12 +125,18 @@ def create_backup(
     `check` is "full" (PRAGMA integrity_check) or "quick" (PRAGMA quick_check: structure only,
     not index contents; for very large stores). The default folder keeps the newest `backup.keep`
     backups of this database; a backup written elsewhere with `to` is never pruned.
+
+    Only the Administrator and the local operator may write one elsewhere (`to`): a backup holds
+    every password hash and sealed secret, and a copy anywhere is a copy of the whole store. A
+    delegated user's backup stays in the default folder beside the database, owner-only like it.
     """
     from eset2fa.ops import settings
 
     if check not in ("full", "quick"):
         raise UsageError(f"Unknown check {check!r}.", "Use 'full' or 'quick'.")
     actor = actor or local_operator()
+    if to is not None:
+        require_admin(actor, "write a backup to another place (--to)")
     reason = reason.strip() or DEFAULT_REASON
     moment = datetime.now(UTC)
     final, in_default_dir = _final_path(store.path, to, reason, moment)
@@ -225,8 +238,51 @@ def _read_manifest(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def _schema_problem(conn: sqlite3.Connection, version: int) -> str | None:
+    """What in the file's schema eset2fa did not create at `version`, in a few words; None if all
+    is eset2fa's own (tables, indexes, no triggers or views)."""
+    diff = schema_rows.compare(conn, version)
+    if not diff:
+        return None
+    found = (
+        [f"{o.type} {o.name} (not eset2fa's)" for o in diff.unexpected]
+        + [f"{o.type} {o.name} (altered)" for o in diff.altered]
+        + [f"{o.type} {o.name} (missing)" for o in diff.missing]
+    )
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return ", ".join(found[:3]) + more
+
+
+def _store_problem(path: Path) -> tuple[str, str] | None:
+    """(status, detail) if the file is not an eset2fa store this version could restore."""
+    from eset2fa.db.connection import APPLICATION_ID, LATEST_VERSION
+
+    try:
+        conn = files.open_read_only(path)
+        try:
+            app_id, version = files.header(conn)
+            if app_id != APPLICATION_ID:
+                return "not an eset2fa store", "another application's SQLite file"
+            if version > LATEST_VERSION:
+                return (
+                    "newer schema",
+                    f"version {version}; this eset2fa knows up to {LATEST_VERSION}",
+                )
+            problem = _schema_problem(conn, version)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return "unreadable", str(exc)
+    return ("foreign schema", problem) if problem else None
+
+
 def describe_backup(path: Path, *, verify: bool = True) -> dict:
-    """One backup as listed: its manifest, and whether the file still matches it."""
+    """One backup as listed: its manifest, and whether the file still matches it.
+
+    With `verify`, the SHA-256 is recomputed and the schema compared with eset2fa's own (the
+    checks restore makes short of the full integrity_check and the key): anything but "ok" is a
+    backup that restore would refuse.
+    """
     manifest = _read_manifest(path)
     entry = {
         "path": str(path),
@@ -243,6 +299,8 @@ def describe_backup(path: Path, *, verify: bool = True) -> dict:
         entry["status"] = "unverified"
     elif manifest.get("size") != entry["size"] or files.sha256_file(path) != manifest.get("sha256"):
         entry["status"] = "checksum mismatch"
+    elif problem := _store_problem(path):
+        entry["status"], entry["detail"] = problem
     else:
         entry["status"] = "ok"
     return entry
@@ -252,7 +310,8 @@ def list_backups(store: Store | Path, *, verify: bool = True) -> list[dict]:
     """The backups of a store (an open Store or just its path) in the default folder, newest first.
 
     A path is enough so that backups can be listed when the live database is corrupt. With
-    `verify`, each file's SHA-256 is recomputed and a mismatch is flagged ("checksum mismatch").
+    `verify`, each file's SHA-256 is recomputed and its schema compared with eset2fa's; a problem
+    is the entry's `status` ("checksum mismatch", "foreign schema", ...).
     """
     db_path = Path(os.path.abspath(store.path if isinstance(store, Store) else store))
     return [describe_backup(p, verify=verify) for p in reversed(_own_backups(db_path))]
@@ -260,30 +319,87 @@ def list_backups(store: Store | Path, *, verify: bool = True) -> list[dict]:
 
 # -- restore ------------------------------------------------------------------------------------
 
+_NO_MANIFEST_HINT = (
+    "Put the backup's manifest (<backup>.json) back beside it, or pass --no-manifest to restore "
+    "it on the other checks alone."
+)
+_OTHER_BACKUP_HINT = "Use a backup eset2fa took of this store, unchanged; nothing was changed."
 
-def _validate_candidate(candidate: Path, db_path: Path, shown: Path) -> dict:
-    """Refuse a file that is not an intact eset2fa store that the current key opens."""
+
+def _manifest_for_restore(backup_path: Path, *, required: bool) -> dict | None:
+    """The backup's manifest; a missing one only when not `required`, a damaged one never."""
+    where = manifest_path(backup_path)
+    if not where.exists():
+        if required:
+            raise StorageError(
+                f"{backup_path} has no manifest ({where.name}) to check it against.",
+                _NO_MANIFEST_HINT,
+            )
+        return None
+    manifest = _read_manifest(backup_path)
+    if manifest is None or not isinstance(manifest.get("sha256"), str):
+        raise StorageError(
+            f"The manifest {where} cannot be read (not an eset2fa backup manifest).",
+            "Put the backup's own manifest back, or move this file away and pass --no-manifest.",
+        )
+    return manifest
+
+
+def _check_against_manifest(candidate: Path, manifest: dict, shown: Path) -> None:
+    """The copy about to be swapped in is the file the manifest describes, byte for byte."""
+    if (
+        manifest.get("size") != candidate.stat().st_size
+        or files.sha256_file(candidate) != manifest["sha256"]
+    ):
+        raise StorageError(
+            f"{shown} no longer matches the SHA-256 in its manifest.",
+            "The backup was changed or damaged since it was taken; use another one.",
+        )
+
+
+def _validate_candidate(candidate: Path, db_path: Path, shown: Path, manifest: dict | None) -> dict:
+    """Refuse a file that is not an intact eset2fa store of eset2fa's own schema, holding a key
+    check value that the current key opens, and (if there is one) matching its manifest.
+
+    The cheap checks that say what the file is (header, schema objects) run before the full
+    integrity_check, which would otherwise walk indexes and constraints the file itself defines.
+    """
     from eset2fa.db.connection import APPLICATION_ID, LATEST_VERSION
     from eset2fa.secrets import keys
 
-    files.verify_file(candidate, subject=str(shown))
-    conn = files.open_read_only(candidate)
+    if manifest is not None:
+        _check_against_manifest(candidate, manifest, shown)
     try:
-        app_id, version = files.header(conn)
-        if app_id != APPLICATION_ID:
-            raise StorageError(
-                f"{shown} is not an eset2fa database (another application's SQLite file).",
-                _LIST_HINT,
-            )
-        if version > LATEST_VERSION:
-            raise StorageError(
-                f"{shown} has schema version {version}; this eset2fa knows up to {LATEST_VERSION}.",
-                "Upgrade eset2fa before restoring this backup; nothing was changed.",
-            )
-        has_check = meta_rows.get(conn, "key_check") is not None
-        users = user_rows.count(conn)
-        fingerprint = None
-        if has_check:
+        conn = files.open_read_only(candidate)
+        try:
+            app_id, version = files.header(conn)
+            if app_id != APPLICATION_ID:
+                raise StorageError(
+                    f"{shown} is not an eset2fa database (another application's SQLite file).",
+                    _LIST_HINT,
+                )
+            if version > LATEST_VERSION:
+                raise StorageError(
+                    f"{shown} has schema version {version}; this eset2fa knows up to "
+                    f"{LATEST_VERSION}.",
+                    "Upgrade eset2fa before restoring this backup; nothing was changed.",
+                )
+            problem = _schema_problem(conn, version)
+            if problem:
+                raise StorageError(
+                    f"{shown} holds schema objects eset2fa did not create: {problem}.",
+                    _OTHER_BACKUP_HINT,
+                )
+            files.check_integrity(conn, subject=str(shown))
+            if not keys.has_key(conn):
+                # No check value: nothing ties the file to this store's key. A store made anywhere
+                # (`eset2fa --db x.db init`) would replace every account, the Administrator's too.
+                raise EncryptionKeyError(
+                    f"{shown} has no encryption key check value, so nothing shows it is a backup "
+                    "of this store.",
+                    "Restore a backup taken after the store got its key (`eset2fa db backups` "
+                    "shows its key_fingerprint); nothing was changed.",
+                )
             try:
                 # The current key: ESET2FA_KEY, the keyring entry of the backup's store id, or the
                 # key file beside the live database, checked against the backup's check value.
@@ -294,20 +410,29 @@ def _validate_candidate(candidate: Path, db_path: Path, shown: Path) -> dict:
                     "Provide the key this backup was made with (its fingerprint is in the "
                     "backup's manifest): ESET2FA_KEY, the OS keyring, or <database>.key.",
                 ) from None
+            users = user_rows.count(conn)
+        finally:
+            conn.close()
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"{shown} cannot be read as an eset2fa store ({exc}).") from None
-    finally:
-        conn.close()
+        raise files.unreadable(str(shown), exc, _LIST_HINT) from None
+    if manifest is not None and (
+        manifest.get("schema_version") != version or manifest.get("key_fingerprint") != fingerprint
+    ):
+        raise StorageError(
+            f"{shown} does not match its manifest (schema version or key fingerprint).",
+            "The manifest belongs to another backup or was edited; use another backup.",
+        )
     return {"schema_version": version, "users": users, "key_fingerprint": fingerprint}
 
 
-def _check_manifest(backup_path: Path) -> None:
-    manifest = _read_manifest(backup_path)
-    if manifest is not None and files.sha256_file(backup_path) != manifest.get("sha256"):
-        raise StorageError(
-            f"{backup_path} no longer matches the SHA-256 in its manifest.",
-            "The backup was changed or damaged since it was taken; use another one.",
-        )
+def _missing_parents(path: Path) -> list[Path]:
+    """The directories above `path` that do not exist yet, nearest first."""
+    missing = []
+    for parent in path.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
 
 
 def _remove_with_sidecars(path: Path) -> None:
@@ -336,34 +461,44 @@ def _set_aside_live(db_path: Path, moment: datetime) -> Path | None:
     return kept
 
 
-def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None = None) -> dict:
+def restore_backup(
+    store_path: Path,
+    backup_path: Path,
+    *,
+    actor: Actor | None = None,
+    require_manifest: bool = True,
+) -> dict:
     """Replace the database at `store_path` with the backup at `backup_path`.
 
-    Everything is validated before the live database is touched: the manifest checksum (if a
-    manifest is beside the backup), SQLite integrity, that it is an eset2fa store, a schema this
-    eset2fa knows, and that the current key opens it. The validated bytes are a private copy in the
-    live database's directory, so what was checked is exactly what is swapped in (os.replace). The
-    replaced database is kept as `<db>.replaced-<time>`. Other eset2fa processes must not be using
-    the store meanwhile (README).
+    Everything is validated before the live database is touched: the manifest (required unless
+    `require_manifest` is False; one that is there is always checked), that it is an eset2fa store
+    of a schema this eset2fa knows holding only eset2fa's own schema objects, SQLite's full
+    integrity_check, and that it has a key check value the current key opens. The validated bytes
+    are a private copy in the live database's directory, so what was checked is exactly what is
+    swapped in (os.replace). The replaced database is kept as `<db>.replaced-<time>`. Only the
+    Administrator and the local operator restore. Other eset2fa processes must not be using the
+    store meanwhile (README).
     """
     from eset2fa.db import open_store
 
     actor = actor or local_operator()
+    require_admin(actor, "restore a backup")
     db_path = Path(os.path.abspath(store_path))
     backup_path = Path(os.path.abspath(Path(backup_path).expanduser()))
     if not backup_path.is_file():
         raise NotFound(f"No backup file at {backup_path}.", _LIST_HINT)
     if backup_path.resolve() == db_path.resolve():
         raise UsageError("That is the live database itself, not a backup.", _LIST_HINT)
-    _check_manifest(backup_path)
+    manifest = _manifest_for_restore(backup_path, required=require_manifest)
     from eset2fa.paths import ensure_private_dir
 
+    created_dirs = _missing_parents(db_path)
     ensure_private_dir(db_path.parent)  # restoring onto a new machine: no store there yet
     moment = datetime.now(UTC)
     tmp = files.partial_path(db_path)
     try:
         files.copy_private(backup_path, tmp)
-        facts = _validate_candidate(tmp, db_path, backup_path)
+        facts = _validate_candidate(tmp, db_path, backup_path, manifest)
         files.to_wal_mode(tmp)
         kept = _set_aside_live(db_path, moment)
         for suffix in ("-wal", "-shm", "-journal"):
@@ -371,6 +506,11 @@ def restore_backup(store_path: Path, backup_path: Path, *, actor: Actor | None =
         os.replace(tmp, db_path)
     except BaseException:
         _remove_with_sidecars(tmp)
+        for folder in created_dirs:  # refused on a new machine: leave no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
     files.fsync_dir(db_path.parent)
     store = open_store(db_path, create=False)  # migrates a backup from an older schema
