@@ -89,7 +89,7 @@ def require_admin(actor: Actor, what: str) -> None:
     if not actor.is_admin:
         raise PermissionDenied(
             f"{actor.label} may not {what}: only the Administrator or the local operator may.",
-            "Grants of Write cover users and groups, not the store's settings or its key.",
+            "Grants of Write cover users and groups, not the store itself (settings, key, copies).",
         )
 
 
