@@ -155,7 +155,8 @@ def test_custom_gateway_json_body_query_and_header_auth(cli, custom_gateway, htt
     httpserver.check_assertions()
 
 
-def test_android_sms_gateway_json(cli, store, httpserver):
+@pytest.fixture
+def android_gateway(cli, store, httpserver):
     configure(
         cli,
         ("sms.transport", "http"),
@@ -164,16 +165,162 @@ def test_android_sms_gateway_json(cli, store, httpserver):
         ("sms.username", "sms"),
     )
     set_secret(cli, "sms.password", "pw-123456")
+    return "/api/3rdparty/v1/messages"
+
+
+def test_android_sms_gateway_text_message_on_messages(cli, android_gateway, httpserver):
+    # The app's current API: `textMessage` on /messages (`message` and /message are deprecated).
     httpserver.expect_oneshot_request(
-        "/api/3rdparty/v1/message",
+        android_gateway,
         method="POST",
         headers={"Authorization": basic("sms", "pw-123456")},
-        json={"message": "hello", "phoneNumbers": [PHONE]},
+        json={"textMessage": {"text": "hello"}, "phoneNumbers": [PHONE]},
     ).respond_with_json({"id": "msg-9", "state": "Pending"}, status=202)
     r = cli("sms", "test", PHONE, "--text", "hello", "--json")
     assert r.exit_code == 0, r.stderr
     assert r.json()["reference"] == "msg-9"
     httpserver.check_assertions()
+    (request, _response) = httpserver.log[0]
+    assert request.path == android_gateway
+    assert request.content_type == "application/json"
+    assert "message" not in request.get_json() and "ttl" not in request.get_json()
+
+
+def test_android_sms_gateway_ttl_from_sms_ttl_seconds(cli, android_gateway, httpserver):
+    configure(cli, ("sms.ttl_seconds", "900"))
+    httpserver.expect_oneshot_request(
+        android_gateway,
+        method="POST",
+        json={"textMessage": {"text": "hello"}, "phoneNumbers": [PHONE], "ttl": 900},
+    ).respond_with_json({"id": "msg-10", "state": "Pending"}, status=202)
+    assert cli("sms", "test", PHONE, "--text", "hello").exit_code == 0
+    httpserver.check_assertions()
+
+
+def pending_user_with_phone(cli, name: str = "alice") -> None:
+    assert cli("user", "add", name).exit_code == 0
+    r = cli("user", "enable", name, "--phone", PHONE, "--no-qr")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_reset_code_sms_lives_no_longer_than_the_code_android(cli, android_gateway, httpserver):
+    # The code's lifetime goes with it, whatever sms.ttl_seconds says: a phone that was offline
+    # drops the SMS instead of delivering a code that has expired.
+    configure(cli, ("reset.code_ttl_seconds", "120"), ("sms.ttl_seconds", "3600"))
+    pending_user_with_phone(cli)
+    httpserver.expect_oneshot_request(android_gateway, method="POST").respond_with_json(
+        {"id": "msg-11", "state": "Pending"}, status=202
+    )
+    r = cli("user", "reset-token", "alice", "--json")
+    assert r.exit_code == 0, r.stderr
+    (request, _response) = httpserver.log[0]
+    body = request.get_json()
+    assert set(body) == {"textMessage", "phoneNumbers", "ttl"}
+    assert body["phoneNumbers"] == [PHONE] and body["ttl"] == 120
+    code = re.search(r"code is (\d{8})", body["textMessage"]["text"]).group(1)
+    r = cli("user", "reset-token", "alice", "--confirm", code, "--json")
+    assert r.exit_code == 0, r.stderr
+    assert r.json()["uri"].startswith("otpauth://totp/")
+
+
+API_KEY_SID = "SK0123456789abcdef0123456789abcdef"
+API_KEY_SECRET = "tw-api-key-secret-5a4b3c"
+SERVICE_SID = "MG0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def twilio_api_key(cli, twilio):
+    """Twilio with an API key and a Messaging Service; the auth token stays stored, unused."""
+    configure(
+        cli,
+        ("twilio.api_key_sid", API_KEY_SID),
+        ("twilio.messaging_service_sid", SERVICE_SID),
+    )
+    set_secret(cli, "twilio.api_key_secret", API_KEY_SECRET)
+    return twilio
+
+
+def test_twilio_api_key_and_messaging_service_wire_format(cli, twilio_api_key, httpserver, sql):
+    httpserver.expect_oneshot_request(twilio_api_key, method="POST").respond_with_json(
+        {"sid": "SM43", "status": "accepted"}, status=201
+    )
+    r = cli("sms", "test", PHONE, "--text", "code 123456", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert r.json()["reference"] == "SM43"
+    request, _ = httpserver.log[0]
+    # The Account SID stays in the path; the API key SID and secret are the basic auth.
+    assert request.path == "/2010-04-01/Accounts/AC123/Messages.json"
+    assert request.headers["Authorization"] == basic(API_KEY_SID, API_KEY_SECRET)
+    assert request.content_type.startswith("application/x-www-form-urlencoded")
+    assert request.form.to_dict() == {
+        "To": PHONE,
+        "MessagingServiceSid": SERVICE_SID,
+        "Body": "code 123456",
+    }
+    shown = {row["key"]: row["value"] for row in cli("config", "show", "--json").json()}
+    assert shown["twilio.api_key_secret"] == "(set)"
+    assert shown["twilio.api_key_sid"] == API_KEY_SID
+    assert API_KEY_SECRET not in json.dumps(shown)
+    raw = b"".join(row[0] for row in sql("SELECT secret FROM config WHERE secret IS NOT NULL"))
+    assert API_KEY_SECRET.encode() not in raw  # sealed at rest like the other credentials
+
+
+def test_twilio_api_key_refused_echoing_the_secret_does_not_leak_it(
+    cli, twilio_api_key, httpserver, sql
+):
+    echo = f"bad key {API_KEY_SECRET} / {basic(API_KEY_SID, API_KEY_SECRET)}"
+    httpserver.expect_request(twilio_api_key).respond_with_data(echo, status=401)
+    r = cli("sms", "test", PHONE, "--json")
+    assert r.exit_code == 7
+    assert "401" in r.json()["error"]["message"]
+    encoded = base64.b64encode(f"{API_KEY_SID}:{API_KEY_SECRET}".encode()).decode()
+    for text in (r.stdout, r.stderr, json.dumps([dict(row) for row in sql("SELECT * FROM audit")])):
+        assert API_KEY_SECRET not in text and encoded not in text
+
+
+def test_twilio_api_key_without_its_secret_is_a_clear_error(cli, twilio, httpserver):
+    configure(cli, ("twilio.api_key_sid", API_KEY_SID))
+    r = cli("sms", "test", PHONE)
+    assert r.exit_code == 7
+    assert "twilio.api_key_secret is not set" in r.stderr
+    assert "set-secret twilio.api_key_secret" in r.stderr
+    assert httpserver.log == []  # not sent with the auth token instead
+
+
+def test_twilio_reset_code_carries_its_validity_period(cli, twilio, httpserver):
+    configure(cli, ("reset.code_ttl_seconds", "300"))
+    pending_user_with_phone(cli)
+    httpserver.expect_oneshot_request(twilio, method="POST").respond_with_json(
+        {"sid": "SM44"}, status=201
+    )
+    r = cli("user", "reset-token", "alice", "--json")
+    assert r.exit_code == 0, r.stderr
+    request, _ = httpserver.log[0]
+    assert request.headers["Authorization"] == basic("AC123", TOKEN)  # auth token still works
+    form = request.form.to_dict()
+    assert (form["To"], form["From"], form["ValidityPeriod"]) == (PHONE, "+15005550006", "300")
+    assert "MessagingServiceSid" not in form and "code is" in form["Body"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("twilio.api_key_sid", "AC0123456789abcdef0123456789abcdef"),  # the Account SID
+        ("twilio.api_key_sid", "key-1"),
+        ("twilio.messaging_service_sid", "+15005550006"),  # a number: that is twilio.from
+    ],
+)
+def test_twilio_sids_are_checked_at_config_set(cli, store, key, value):
+    r = cli("config", "set", key, value)
+    assert r.exit_code == 2
+    assert f"{key} must look like" in r.stderr
+
+
+def test_api_key_secret_is_refused_by_config_set(cli, store):
+    r = cli("config", "set", "twilio.api_key_secret", API_KEY_SECRET)
+    assert r.exit_code == 2
+    assert "config set-secret twilio.api_key_secret" in r.stderr
+    assert API_KEY_SECRET not in r.stderr + r.stdout
 
 
 def test_gateway_500_is_exit_7_with_status(cli, custom_gateway, httpserver):

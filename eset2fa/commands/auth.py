@@ -55,14 +55,12 @@ def verify(
             "Give the one-time password or --recovery-code CODE (exactly one).",
             f"Example: eset2fa auth verify {name} 123456",
         )
+    from eset2fa import api
+
     if recovery_code is not None:
-        from eset2fa.recovery.codes import use_recovery_code
-
-        result = use_recovery_code(inv.store, name, recovery_code).to_dict()
+        result = api.verify_recovery_code(inv.store, name, recovery_code).to_dict()
     else:
-        from eset2fa.twofactor.totp import verify_otp
-
-        result = verify_otp(inv.store, name, code).to_dict()
+        result = api.verify(inv.store, name, code).to_dict()
     inv.output.result(result, lambda: inv.output.message(_verdict_line(result)))
     if not result["accepted"]:
         raise typer.Exit(1)

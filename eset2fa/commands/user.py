@@ -207,10 +207,11 @@ def status(
     Example:
         eset2fa user status alice --require active --require unlocked --json
     """
+    from eset2fa import api
     from eset2fa.accounts import console_users
 
     inv = invocation(ctx)
-    result = console_users.user_status(inv.store, name)
+    result = api.status(inv.store, name)
     checks = {r.value: console_users.meets(result, r.value) for r in (require or [])}
     if checks:
         result["checks"] = checks

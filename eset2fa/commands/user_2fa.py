@@ -78,6 +78,7 @@ def enable(
     """
     import sys
 
+    from eset2fa import api
     from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
@@ -87,10 +88,10 @@ def enable(
     single = selected is not None and len(selected) == 1 and from_file is None
     total = enrollment.count_targets(store, selected, group, all_users)
     with inv.output.progress(total, "Enabling 2FA") as advance:
-        report = enrollment.enable(
+        report = api.enable(
             store,
-            actor,
-            names=selected,
+            selected,
+            actor=actor,
             group=group,
             all_users=all_users,
             method=method.value,
@@ -142,6 +143,7 @@ def disable(
         eset2fa user disable alice --yes
         eset2fa user disable --group contractors --yes --json
     """
+    from eset2fa import api
     from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
@@ -149,7 +151,7 @@ def disable(
     store = inv.store
     what = ", ".join(names) if names else (f"group {group}" if group else "all users")
     inv.confirm(f"Disable two-factor authentication for {what}? Secrets and phones are deleted.")
-    report = enrollment.disable(store, actor, names=names or None, group=group, all_users=all_users)
+    report = api.disable(store, names or None, actor=actor, group=group, all_users=all_users)
     ok = (enrollment.DISABLED, enrollment.ALREADY_DISABLED)
     if names and len(names) == 1:
         row = enrollment.raise_for_single(report, names[0], "disable")
@@ -173,10 +175,10 @@ def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
     Example:
         eset2fa user unlock alice
     """
-    from eset2fa.twofactor import lockout
+    from eset2fa import api
 
     inv = invocation(ctx)
-    result = lockout.unlock(inv.store, inv.actor, name)
+    result = api.unlock(inv.store, name, actor=inv.actor)
     inv.output.result(
         result,
         lambda: inv.output.message(

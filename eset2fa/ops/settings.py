@@ -35,6 +35,8 @@ class Setting:
     secret: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    pattern: str | None = None  # a str value must match it in full (e.g. a Twilio SID prefix)
+    example: str | None = None  # shown when a value does not match `pattern`
 
 
 SETTINGS: dict[str, Setting] = {
@@ -103,9 +105,38 @@ SETTINGS: dict[str, Setting] = {
     "sms.ok_status": Setting("str", "200-299", "Statuses that mean sent, e.g. 200-299 or 200,202"),
     "sms.success_regex": Setting("str", None, "The reply body must match this to count as sent"),
     "sms.fail_regex": Setting("str", None, "A reply body matching this means not sent"),
+    # A reset code passes its own lifetime (reset.code_ttl_seconds); this is for the others.
+    "sms.ttl_seconds": Setting(
+        "int",
+        0,
+        "Seconds an SMS without a lifetime of its own (enrollment link, test) may wait in the "
+        "gateway's queue before it is dropped unsent; 0: the gateway's default",
+        minimum=0,
+    ),
     "twilio.account_sid": Setting("str", None, "Twilio Account SID (AC...)"),
-    "twilio.auth_token": Setting("str", None, "Twilio auth token", secret=True),
-    "twilio.from": Setting("str", None, "Twilio sender number (E.164) or Messaging Service"),
+    "twilio.auth_token": Setting(
+        "str", None, "Twilio auth token (not needed with twilio.api_key_sid)", secret=True
+    ),
+    "twilio.api_key_sid": Setting(
+        "str",
+        None,
+        "Twilio API key SID (SK...): authenticates instead of the auth token",
+        pattern=r"SK[0-9A-Za-z]+",
+        example="SKxxxxxxxx (an API key SID; the Account SID AC... goes in twilio.account_sid)",
+    ),
+    "twilio.api_key_secret": Setting(
+        "str", None, "Secret of the API key twilio.api_key_sid", secret=True
+    ),
+    "twilio.from": Setting(
+        "str", None, "Twilio sender number (E.164) or alphanumeric ID, if no Messaging Service"
+    ),
+    "twilio.messaging_service_sid": Setting(
+        "str",
+        None,
+        "Twilio Messaging Service SID (MG...): the sender, instead of twilio.from",
+        pattern=r"MG[0-9A-Za-z]+",
+        example="MGxxxxxxxx (a Messaging Service SID)",
+    ),
     "twilio.api_base": Setting("str", "https://api.twilio.com", "Twilio API base URL"),
     # push over ntfy (push.transport = ntfy)
     "ntfy.server": Setting(
@@ -184,6 +215,8 @@ def parse_value(key: str, text: str) -> str:
         return "true" if lowered in ("true", "1", "yes", "on") else "false"
     if setting.kind == "choice" and text not in setting.choices:
         raise UsageError(f"{key} must be one of {', '.join(setting.choices)}, not {text!r}.")
+    if setting.pattern is not None and not re.fullmatch(setting.pattern, text):
+        raise UsageError(f"{key} must look like {setting.example}, not {text!r}.")
     return text
 
 

@@ -97,7 +97,8 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
         "If you did not ask for it, tell your administrator."
     )
     try:
-        delivery = transport.send_sms(phone, text, user=target["name"])
+        # The SMS lives no longer than the code: a gateway's queue drops it unsent once it expired.
+        delivery = transport.send_sms(phone, text, user=target["name"], ttl=ttl)
     except DeliveryFailed as error:
         with store.write() as conn:
             audit_chain.record(

@@ -61,8 +61,16 @@ class SmsTransport:
         self.settings = settings  # settings and credentials, read when a message is sent
         self.record = record  # keeps a message in the store (the outbox transport's delivery)
 
-    def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
-        """Deliver `text` to `phone`; raise DeliveryFailed (exit 7) when the gateway refuses."""
+    def send_sms(
+        self, phone: str, text: str, *, user: str | None = None, ttl: int | None = None
+    ) -> Delivery:
+        """Deliver `text` to `phone`; raise DeliveryFailed (exit 7) when the gateway refuses.
+
+        `ttl` is the message's lifetime in seconds (a reset code's `reset.code_ttl_seconds`): a
+        gateway that queues messages is told to drop it unsent after that long, so a code never
+        arrives once it has expired. None means the message has no lifetime of its own; network
+        transports then use `sms.ttl_seconds` (0: the gateway's own default).
+        """
         raise NotImplementedError
 
 

@@ -21,7 +21,11 @@ from eset2fa.transports.base import Delivery, PushTransport, SmsTransport
 class OutboxSms(SmsTransport):
     name = "outbox"
 
-    def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
+    def send_sms(
+        self, phone: str, text: str, *, user: str | None = None, ttl: int | None = None
+    ) -> Delivery:
+        # Nothing queues in the outbox: the admin reads it now, and a code's own expiry still
+        # applies, so the lifetime is not kept.
         row_id = self.record("sms", phone, user, text, None, sealed=True)
         return Delivery(self.name, phone, reference=str(row_id))
 

@@ -5,9 +5,18 @@
   and/or a header (`sms.auth_header`, default Authorization, carrying the secret `sms.auth_token`
   verbatim); success when the status is in `sms.ok_status` and the body matches
   `sms.success_regex` (if set) and not `sms.fail_regex` (if set).
-- `twilio`: POST {twilio.api_base}/2010-04-01/Accounts/{sid}/Messages.json, form To/From/Body,
-  basic auth sid:token, 201 expected.
-- `android-sms-gateway`: POST {sms.url}/message, JSON {"message", "phoneNumbers"}, basic auth.
+- `twilio`: POST {twilio.api_base}/2010-04-01/Accounts/{account sid}/Messages.json, form
+  To, Body and the sender: `MessagingServiceSid` (twilio.messaging_service_sid) or else `From`
+  (twilio.from); basic auth with an API key (twilio.api_key_sid + secret twilio.api_key_secret)
+  or else the Account SID and its auth token; `ValidityPeriod` = the message's lifetime (at most
+  Twilio's 36,000 s); 201 expected.
+- `android-sms-gateway` (capcom6's SMS Gateway for Android, local or cloud server): POST
+  {sms.url}/messages, JSON {"textMessage": {"text"}, "phoneNumbers", "ttl"}, basic auth. The
+  older `message` field and `/message` endpoint are deprecated by the app.
+
+`ttl` is the message's lifetime in seconds (a reset code's expiry; else `sms.ttl_seconds`, 0 for
+none): a phone or Twilio queue that cannot send it in time drops it, so a code never arrives after
+it has expired.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from eset2fa.errors import DeliveryFailed
 from eset2fa.transports.base import Delivery, SettingsReader, SmsTransport
 
 WHAT = "SMS gateway"
+TWILIO_MAX_VALIDITY = 36_000  # seconds: Twilio's longest (and default) ValidityPeriod
 
 
 @dataclass
@@ -61,7 +71,7 @@ def _fill(template: str, phone: str, text: str) -> str:
     return template.replace("{phone}", phone).replace("{text}", text)
 
 
-def _custom(settings: SettingsReader, phone: str, text: str) -> GatewayRequest:
+def _custom(settings: SettingsReader, phone: str, text: str, ttl: int | None) -> GatewayRequest:
     url = settings.get("sms.url")
     if not url:
         raise _missing("sms.url", "set sms.url https://gateway.example/send")
@@ -94,28 +104,52 @@ def _custom(settings: SettingsReader, phone: str, text: str) -> GatewayRequest:
     )
 
 
-def _twilio(settings: SettingsReader, phone: str, text: str) -> GatewayRequest:
+def _twilio(settings: SettingsReader, phone: str, text: str, ttl: int | None) -> GatewayRequest:
     sid = settings.get("twilio.account_sid")
     if not sid:
         raise _missing("twilio.account_sid", "set twilio.account_sid ACxxxxxxxx")
-    sender = settings.get("twilio.from")
-    if not sender:
-        raise _missing("twilio.from", "set twilio.from +15005550006")
-    token = settings.secret("twilio.auth_token")
-    if not token:
-        raise _missing("twilio.auth_token", "set-secret twilio.auth_token")
+    form = {"To": phone, "Body": text}
+    service = settings.get("twilio.messaging_service_sid")
+    if service:
+        form["MessagingServiceSid"] = service  # Twilio picks the number from the service's pool
+    else:
+        sender = settings.get("twilio.from")
+        if not sender:
+            raise _missing(
+                "twilio.from",
+                "set twilio.from +15005550006 (or twilio.messaging_service_sid MG...)",
+            )
+        form["From"] = sender
+    if ttl:
+        form["ValidityPeriod"] = str(min(ttl, TWILIO_MAX_VALIDITY))
+    # An API key (SK...) can be revoked alone; the Account SID stays in the URL path either way.
+    key_sid = settings.get("twilio.api_key_sid")
+    if key_sid:
+        user, password = key_sid, settings.secret("twilio.api_key_secret")
+        if not password:
+            raise _missing("twilio.api_key_secret", "set-secret twilio.api_key_secret")
+    else:
+        user, password = sid, settings.secret("twilio.auth_token")
+        if not password:
+            raise _missing(
+                "twilio.auth_token",
+                "set-secret twilio.auth_token (or an API key: twilio.api_key_sid SK... "
+                "and set-secret twilio.api_key_secret)",
+            )
     base = settings.get("twilio.api_base").rstrip("/")
     return GatewayRequest(
         method="POST",
         url=f"{base}/2010-04-01/Accounts/{sid}/Messages.json",
         expect={201},
-        kwargs={"data": {"To": phone, "From": sender, "Body": text}, "auth": (sid, token)},
-        secrets=[token, f"{sid}:{token}"],
+        kwargs={"data": form, "auth": (user, password)},
+        secrets=[password, f"{user}:{password}"],
         reference_field="sid",
     )
 
 
-def _android_sms_gateway(settings: SettingsReader, phone: str, text: str) -> GatewayRequest:
+def _android_sms_gateway(
+    settings: SettingsReader, phone: str, text: str, ttl: int | None
+) -> GatewayRequest:
     url = settings.get("sms.url")
     if not url:
         raise _missing("sms.url", "set sms.url http://phone.lan:8080")
@@ -123,11 +157,14 @@ def _android_sms_gateway(settings: SettingsReader, phone: str, text: str) -> Gat
     if not username:
         raise _missing("sms.username", "set sms.username sms")
     password = settings.secret("sms.password") or ""
+    body: dict[str, Any] = {"textMessage": {"text": text}, "phoneNumbers": [phone]}
+    if ttl:
+        body["ttl"] = ttl  # the app drops the message unsent once it is this old
     return GatewayRequest(
         method="POST",
-        url=f"{url.rstrip('/')}/message",
+        url=f"{url.rstrip('/')}/messages",
         expect=set(range(200, 300)),
-        kwargs={"json": {"message": text, "phoneNumbers": [phone]}, "auth": (username, password)},
+        kwargs={"json": body, "auth": (username, password)},
         secrets=[password, f"{username}:{password}"],
         reference_field="id",
     )
@@ -151,14 +188,18 @@ def _compile(key: str, pattern: str | None) -> re.Pattern[str] | None:
 class HttpSms(SmsTransport):
     name = "http"
 
-    def build(self, phone: str, text: str) -> GatewayRequest:
+    def build(self, phone: str, text: str, ttl: int | None = None) -> GatewayRequest:
         preset = self.settings.get("sms.preset")
-        return PRESETS[preset](self.settings, phone, text)
+        if ttl is None:
+            ttl = self.settings.get("sms.ttl_seconds")  # a message without its own lifetime
+        return PRESETS[preset](self.settings, phone, text, ttl or None)
 
-    def send_sms(self, phone: str, text: str, *, user: str | None = None) -> Delivery:
+    def send_sms(
+        self, phone: str, text: str, *, user: str | None = None, ttl: int | None = None
+    ) -> Delivery:
         from eset2fa.transports.http import call, http_failure, make_session, public_url
 
-        request = self.build(phone, text)
+        request = self.build(phone, text, ttl)
         # A gateway's error answer may echo the request: the message carries a reset code or an
         # enrollment link, which must not reach the error text (stderr, --json, the audit row).
         secrets = [*request.secrets, *_message_secrets(text)]
