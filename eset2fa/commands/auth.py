@@ -34,29 +34,43 @@ def verify(
     recovery_code: str = typer.Option(
         None, "--recovery-code", metavar="CODE", help="A one-time recovery code instead."
     ),
+    code_stdin: bool = typer.Option(
+        False,
+        "--code-stdin",
+        help="Read the code from stdin's first line (up to a NUL byte), not from the command line.",
+    ),
 ) -> None:
     """Check a one-time password: exit 0 accepted, 1 rejected, 3 unknown, 4 locked, 6 not enabled.
 
     Every attempt is audited (never the code). Each rejection counts toward the lockout
     (`lockout.max_failures`, default 10); a locked user is refused even with a correct code.
-    --recovery-code checks one of the user's recovery codes instead (each works once; see
-    `eset2fa user recovery-codes`).
+    --code-stdin reads the code from standard input, so it never shows in `ps` or shell history
+    (pam_exec's `expose_authtok` format, the code and a NUL byte, works too). --recovery-code
+    checks one of the user's recovery codes instead (each works once; see
+    `eset2fa user recovery-codes`). A missing store is exit 3: verifying never creates one.
 
     Example:
         eset2fa auth verify alice 123456 && echo "welcome"
         eset2fa auth verify alice 123456 --json
+        echo "$CODE" | eset2fa auth verify alice --code-stdin
         eset2fa auth verify alice --recovery-code 7KQ2M-XW9RD
     """
+    from eset2fa.db import open_store
     from eset2fa.errors import UsageError
 
     inv = invocation(ctx)
-    if (code is None) == (recovery_code is None):
+    if (code is not None) + (recovery_code is not None) + code_stdin != 1:
         raise UsageError(
-            "Give the one-time password or --recovery-code CODE (exactly one).",
+            "Give the one-time password, --code-stdin or --recovery-code CODE (exactly one).",
             f"Example: eset2fa auth verify {name} 123456",
         )
     from eset2fa import api
 
+    if code_stdin:
+        # pam_exec writes the code and a NUL byte, a shell a line: the code ends at either.
+        code = inv.read_secret("The one-time password", from_stdin=True).split("\0", 1)[0]
+    # Fail closed: a verification never creates a store (it would hold no such user anyway).
+    inv.use_store(open_store(inv.db_path, create=False))
     if recovery_code is not None:
         result = api.verify_recovery_code(inv.store, name, recovery_code).to_dict()
     else:

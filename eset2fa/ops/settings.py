@@ -54,6 +54,15 @@ SETTINGS: dict[str, Setting] = {
         minimum=0,
         maximum=policy.MAX_WINDOW,
     ),
+    # eset2fa-pam (pam_exec for sudo and sshd). Deny by default: fail closed. A user the admin
+    # has not enrolled yet, or whose 2FA was turned off (`user disable`, a lost-phone recovery
+    # gone wrong), would otherwise pass with the password alone, without anyone noticing.
+    "pam.no_2fa": Setting(
+        "choice",
+        "deny",
+        "eset2fa-pam for a user whose 2FA is disabled: deny or allow (password alone)",
+        choices=("deny", "allow"),
+    ),
     # token reset by SMS (user reset-token)
     "reset.code_ttl_seconds": Setting(
         "int", 600, "Seconds a token reset code sent by SMS stays valid", minimum=30

@@ -16,11 +16,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import secrets
 import sqlite3
 import weakref
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 from eset2fa.db import meta
@@ -39,20 +36,27 @@ _KEY_HINT = (
 )
 
 
-@dataclass(frozen=True)
 class MasterKey:
-    key: bytes
-    source: str  # "env", "keyring" or "file"
+    # A plain class, not a dataclass: eset2fa-pam imports this module on every PAM login, and
+    # `dataclasses` pulls in inspect, ast and dis, a large part of its start-up budget.
+    __slots__ = ("key", "source", "_sealer")
+
+    def __init__(self, key: bytes, source: str) -> None:
+        self.key = key
+        self.source = source  # "env", "keyring" or "file"
+        self._sealer: Sealer | None = None
 
     @property
     def fingerprint(self) -> str:
         """Identifies the key (for backups and `doctor`) without revealing anything about it."""
         return hashlib.sha256(b"eset2fa-fingerprint" + self.key).hexdigest()[:16]
 
-    @cached_property
+    @property
     def sealer(self) -> Sealer:
         """The one AES-256-GCM sealer for this key (built once: it is used on every login)."""
-        return Sealer(self.key)
+        if self._sealer is None:
+            self._sealer = Sealer(self.key)
+        return self._sealer
 
     def seal(self, plaintext: bytes, context: str) -> bytes:
         """AES-256-GCM; `context` (e.g. `user:42:totp`) is authenticated, binding the ciphertext."""
@@ -104,6 +108,8 @@ def store_id(conn: sqlite3.Connection) -> str:
     """A random id for this store (names its keyring entry); created on first need."""
     value = meta.get(conn, "store_id")
     if value is None:
+        import secrets  # only when a store gets its id or key: not on eset2fa-pam's path
+
         value = meta.add_if_missing(conn, "store_id", secrets.token_hex(8))
     return value
 
@@ -238,6 +244,8 @@ def has_key(conn: sqlite3.Connection) -> bool:
 
 
 def _new_key(conn: sqlite3.Connection, db_path: Path) -> MasterKey:
+    import secrets
+
     key = secrets.token_bytes(32)
     sid = store_id(conn)
     kr = _keyring()

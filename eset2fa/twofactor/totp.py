@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import secrets
 import sqlite3
 import struct
 from datetime import UTC, datetime
@@ -47,6 +46,8 @@ SECRET_BYTES = 20  # 160 bits, the HMAC-SHA1 block-friendly size RFC 4226 recomm
 
 def new_secret() -> bytes:
     """A fresh secret. It is stored (sealed) as raw bytes; base32 is only for the URI."""
+    import secrets  # not at import time: eset2fa-pam never enrolls, and counts its start-up
+
     return secrets.token_bytes(SECRET_BYTES)
 
 
