@@ -48,7 +48,8 @@ def reset_password(
 
     Example:
         eset2fa user reset-password Administrator
-        printf '%s\\n' "$NEW_PASSWORD" | eset2fa user reset-password alice --password-stdin --json
+        printf '%s\\n' "$NEW_PASSWORD" |
+            eset2fa user reset-password alice --password-stdin --json
     """
     from eset2fa.accounts import console_users
     from eset2fa.recovery import password_reset
