@@ -87,7 +87,9 @@ def render_bulk(
     empty: str,
 ) -> None:
     """The result of a bulk command: one JSON document, or the rows that did not go through (at
-    most SHOWN_PROBLEMS) and a one-line count per result. Exit 1 when any row failed."""
+    most SHOWN_PROBLEMS) and one line of counts, `enabled: 2, already enabled: 1, not found: 1`
+    (the results in `ok` first). Exit 1 when any row's result is not in `ok`; a re-run that
+    finds every user already done is not a failure, so `ok` includes the "already" results."""
 
     def human() -> None:
         problems = [r for r in results if r["result"] not in ok]
@@ -100,8 +102,10 @@ def render_bulk(
             if len(problems) > SHOWN_PROBLEMS:
                 more = len(problems) - SHOWN_PROBLEMS
                 inv.output.message(f"... and {more} more (use --json for all)")
-        counted = ", ".join(f"{n} {result}" for result, n in sorted(counts.items()))
-        inv.output.message(f"{summary}: {counted or empty}")
+        rank = {result: index for index, result in enumerate(ok)}
+        order = sorted(counts, key=lambda result: (rank.get(result, len(ok)), result))
+        counted = ", ".join(f"{result.replace('_', ' ')}: {counts[result]}" for result in order)
+        inv.output.message(counted or f"{summary}: {empty}")
 
     inv.output.result({"counts": counts, "results": results}, human)
     if any(result not in ok for result in counts):

@@ -67,8 +67,10 @@ def enable(
 
     A fresh secret is generated per user and stored encrypted. For one user on a terminal the
     enrollment QR code is printed (scan it with Google Authenticator, Microsoft Authenticator or
-    Authy); --json returns the otpauth URI instead. Many users (names, --group, --all,
-    --from-file) are enabled in one transaction; exit 1 if any of them could not be.
+    Authy); --json returns the otpauth URI instead. One user who already has 2FA enabled is a
+    state conflict (exit 6). Many users (names, --group, --all, --from-file) are enabled in one
+    transaction with a per-user result: users already enabled count as done (exit 0), and exit 1
+    if any user was not found or not yours to change.
 
     Example:
         eset2fa user enable alice --method totp
@@ -124,35 +126,50 @@ def enable(
 
         inv.output.result(result, human)
         return
-    _bulk_summary(inv, report, "enabled", (enrollment.ENABLED,))
+    _bulk_summary(inv, report, "enabled", (enrollment.ENABLED, enrollment.ALREADY_ENABLED))
 
 
 @app.command("disable")
 def disable(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(None, help="Users to disable (or --group/--all)."),
+    names: list[str] = typer.Argument(
+        None, help="Users to disable (or --group/--all/--from-file)."
+    ),
     group: str = group_option("Every user of this group."),
     all_users: bool = all_option(),
+    from_file: str = from_file_option("Names, one per line; '-' reads stdin."),
 ) -> None:
     """Turn off two-factor authentication: deletes the secret and phone number (audit kept).
 
-    Asks first unless --yes. Exit 1 if any named user could not be disabled.
+    Asks first unless --yes. Many users (names, --group, --all, --from-file) are disabled in one
+    transaction with a per-user result: users already disabled count as done (exit 0), and exit
+    1 if any user was not found or not yours to change.
 
     Example:
         eset2fa user disable alice --yes
         eset2fa user disable --group contractors --yes --json
+        eset2fa user disable --from-file leavers.txt --yes
     """
     from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
+    selected = _names_from(inv, names, from_file)
     actor = inv.actor
     store = inv.store
-    what = ", ".join(names) if names else (f"group {group}" if group else "all users")
+    if from_file is not None:
+        source = "standard input" if from_file == "-" else from_file
+        what = f"the {len(selected or [])} user(s) listed in {source}"
+    else:
+        what = ", ".join(names) if names else (f"group {group}" if group else "all users")
     inv.confirm(f"Disable two-factor authentication for {what}? Secrets and phones are deleted.")
-    report = enrollment.disable(store, actor, names=names or None, group=group, all_users=all_users)
+    total = enrollment.count_targets(store, selected, group, all_users)
+    with inv.output.progress(total, "Disabling 2FA") as advance:
+        report = enrollment.disable(
+            store, actor, names=selected, group=group, all_users=all_users, progress=advance
+        )
     ok = (enrollment.DISABLED, enrollment.ALREADY_DISABLED)
-    if names and len(names) == 1:
-        row = enrollment.raise_for_single(report, names[0], "disable")
+    if selected is not None and len(selected) == 1 and from_file is None:
+        row = enrollment.raise_for_single(report, selected[0], "disable")
         inv.output.result(
             row,
             lambda: inv.output.message(
