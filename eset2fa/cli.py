@@ -2,7 +2,6 @@
 
 import copy
 import errno
-import inspect
 import sqlite3
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -75,7 +74,7 @@ def reflow_help(text: str | None) -> str | None:
     """
     if not text:
         return text
-    paragraphs = inspect.cleandoc(text).split("\n\n")
+    paragraphs = text.strip().split("\n\n")  # Typer gives docstrings dedented (inspect.getdoc)
     return "\n\n".join(
         paragraph
         if any(line[:1].isspace() for line in paragraph.splitlines())

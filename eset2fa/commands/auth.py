@@ -3,7 +3,7 @@
 import typer
 
 from eset2fa.commands.invocation import invocation
-from eset2fa.commands.options import password_stdin_option, timeout_option
+from eset2fa.commands.options import password_stdin_option, timeout_option, user_name_argument
 from eset2fa.commands.push import announcer
 
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def _verdict_line(result: dict) -> str:
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user's name."),
+    name: str = user_name_argument(),
     code: str = typer.Argument(None, help="The 6-digit code from the authenticator app."),
     recovery_code: str = typer.Option(
         None, "--recovery-code", metavar="CODE", help="A one-time recovery code instead."
@@ -71,7 +71,7 @@ def verify(
 @app.command("login")
 def login(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user's name."),
+    name: str = user_name_argument(),
     password_stdin: bool = password_stdin_option("Read the password from stdin's first line."),
 ) -> None:
     """Log in interactively: password, first-login enrollment, then the one-time password.
@@ -123,7 +123,7 @@ def login(
 @app.command("push")
 def push(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user who approves on their phone."),
+    name: str = user_name_argument("The user who approves on their phone."),
     timeout: int = timeout_option(),
 ) -> None:
     """Second factor by push: send a request whose ID matches the login screen, wait for approval.

@@ -14,6 +14,8 @@ from eset2fa.commands.options import (
     qr_option,
     read_lines,
     render_bulk,
+    user_name_argument,
+    user_names_argument,
 )
 from eset2fa.commands.user import app
 from eset2fa.twofactor.states import Method
@@ -51,7 +53,7 @@ def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
 @app.command("enable")
 def enable(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(None, help="Users to enable (or --group/--all/--from-file)."),
+    names: list[str] = user_names_argument("Users to enable (or --group/--all/--from-file)."),
     method: Method = typer.Option(Method.totp, "--method", "-m", help="totp or push."),
     group: str = group_option("Every user of this group."),
     all_users: bool = all_option(),
@@ -132,9 +134,7 @@ def enable(
 @app.command("disable")
 def disable(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(
-        None, help="Users to disable (or --group/--all/--from-file)."
-    ),
+    names: list[str] = user_names_argument("Users to disable (or --group/--all/--from-file)."),
     group: str = group_option("Every user of this group."),
     all_users: bool = all_option(),
     from_file: str = from_file_option("Names, one per line; '-' reads stdin."),
@@ -182,7 +182,7 @@ def disable(
 
 
 @app.command("unlock")
-def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+def unlock(ctx: typer.Context, name: str = user_name_argument()) -> None:
     """Unlock a user locked after too many wrong one-time passwords (needs Write permission).
 
     Resets the failed-attempt count to zero.
@@ -205,9 +205,7 @@ def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
 
 
 @app.command("check-install")
-def check_install(
-    ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")
-) -> None:
+def check_install(ctx: typer.Context, name: str = user_name_argument()) -> None:
     """Check a user can run server-assisted installations: exit 6 if they have 2FA enabled.
 
     Server-assisted installations cannot answer a second factor, so a user with 2FA enabled
