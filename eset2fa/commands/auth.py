@@ -9,7 +9,8 @@ from eset2fa.commands.push import announcer
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
 
 
-def _verdict_line(result: dict) -> str:
+def verdict_line(result: dict) -> str:
+    """One line for a verification result (`auth verify`, and the first code at `user enable`)."""
     if result["accepted"]:
         used = " (recovery code used: it will not work again)"
         return f"[bold green]Accepted[/]: {result['name']} is {result['state']}" + (
@@ -63,7 +64,7 @@ def verify(
         from eset2fa.twofactor.totp import verify_otp
 
         result = verify_otp(inv.store, name, code).to_dict()
-    inv.output.result(result, lambda: inv.output.message(_verdict_line(result)))
+    inv.output.result(result, lambda: inv.output.message(verdict_line(result)))
     if not result["accepted"]:
         raise typer.Exit(1)
 

@@ -6,7 +6,7 @@ sub-app; cli._wire imports this module so they exist.
 
 import typer
 
-from eset2fa.commands.invocation import invocation
+from eset2fa.commands.invocation import invocation, stdin_is_terminal
 from eset2fa.commands.options import (
     all_option,
     from_file_option,
@@ -50,6 +50,34 @@ def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
     )
 
 
+FIRST_CODE_ATTEMPTS = 3
+
+
+def _activate_with_first_code(inv, name: str) -> None:
+    """At a terminal, right after the QR code: the first code from the app activates the user
+    (through verify_otp, as `auth verify` does: wrong codes count toward the lockout). Enter
+    skips, leaving the user pending; so does giving up after FIRST_CODE_ATTEMPTS wrong codes."""
+    from eset2fa.commands.auth import verdict_line
+    from eset2fa.twofactor.totp import verify_otp
+
+    later = f"{name} stays pending; activate later with: eset2fa auth verify {name} CODE"
+    for _attempt in range(FIRST_CODE_ATTEMPTS):
+        code = typer.prompt(
+            "Code from the app (Enter to skip)", default="", show_default=False, err=True
+        ).strip()
+        if not code:
+            inv.output.notice(f"Skipped: {later}")
+            return
+        result = verify_otp(inv.store, name, code, actor=inv.actor.label).to_dict()
+        if result["accepted"]:
+            inv.output.message(verdict_line(result))
+            return
+        inv.output.notice(verdict_line(result))
+        if result["locked"]:
+            return
+    inv.output.notice(later)
+
+
 @app.command("enable")
 def enable(
     ctx: typer.Context,
@@ -69,8 +97,9 @@ def enable(
 
     A fresh secret is generated per user and stored encrypted. For one user on a terminal the
     enrollment QR code is printed (scan it with Google Authenticator, Microsoft Authenticator or
-    Authy); --json returns the otpauth URI instead. One user who already has 2FA enabled is a
-    state conflict (exit 6). Many users (names, --group, --all, --from-file) are enabled in one
+    Authy), then the first code from the app is asked for and activates the user at once (Enter
+    skips: the user stays pending); --json returns the otpauth URI instead. One user who already
+    has 2FA enabled is a state conflict (exit 6). Many users (names, --group, --all, --from-file) are enabled in one
     transaction with a per-user result: users already enabled count as done (exit 0), and exit 1
     if any user was not found or not yours to change.
 
@@ -122,7 +151,14 @@ def enable(
                 from eset2fa.commands.qr import print_qr
 
                 print_qr(inv, report.uri)
-                inv.output.notice("Scan the code with the authenticator app, then enter a code.")
+                if stdin_is_terminal() and sys.stdout.isatty():
+                    inv.output.notice("Scan the code with the authenticator app.")
+                    _activate_with_first_code(inv, row["name"])
+                else:
+                    inv.output.notice(
+                        "Scan the code with the authenticator app, then activate with: "
+                        f"eset2fa auth verify {row['name']} CODE"
+                    )
             elif report.uri:
                 inv.output.notice(f"Show it again later with: eset2fa qr {row['name']}")
 
