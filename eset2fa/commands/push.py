@@ -74,7 +74,11 @@ def list_(
     rows = list_requests(inv.store, user=user, state=state, limit=limit or None)
     inv.output.result(
         rows,
-        lambda: inv.output.table(_FIELDS, [[row[k] for k in _FIELDS] for row in rows]),
+        lambda: inv.output.table(
+            _FIELDS,
+            [[row[k] for k in _FIELDS] for row in rows],
+            copyable=("id", "created_at", "expires_at", "decided_at"),  # `push approve ID`
+        ),
     )
 
 

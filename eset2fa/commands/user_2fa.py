@@ -99,9 +99,9 @@ def enable(
     enrollment QR code is printed (scan it with Google Authenticator, Microsoft Authenticator or
     Authy), then the first code from the app is asked for and activates the user at once (Enter
     skips: the user stays pending); --json returns the otpauth URI instead. One user who already
-    has 2FA enabled is a state conflict (exit 6). Many users (names, --group, --all, --from-file) are enabled in one
-    transaction with a per-user result: users already enabled count as done (exit 0), and exit 1
-    if any user was not found or not yours to change.
+    has 2FA enabled is a state conflict (exit 6). Many users (names, --group, --all,
+    --from-file) are enabled in one transaction with a per-user result: users already enabled
+    count as done (exit 0), and exit 1 if any user was not found or not yours to change.
 
     Example:
         eset2fa user enable alice --method totp
