@@ -202,6 +202,7 @@ def disable(
     actor: Actor | None = None,
     group: str | None = None,
     all_users: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> BulkReport:
     """Turn off two-factor authentication (secret, phone, lock and counters cleared; the audit log
     kept) for one user, a list, a `group` or `all_users`, in one transaction.
@@ -217,6 +218,7 @@ def disable(
         names=[names] if isinstance(names, str) else names,
         group=group,
         all_users=all_users,
+        progress=progress,
     )
 
 

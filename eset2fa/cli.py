@@ -64,6 +64,25 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+def reflow_help(text: str | None) -> str | None:
+    """A docstring's prose paragraphs joined into single lines, so that the help wraps cleanly
+    at the terminal's width.
+
+    Typer's rich help keeps a docstring's hard line breaks and wraps each source line on its own,
+    which leaves a short line wherever a 96-column source line meets an 80-column terminal. A
+    paragraph with indented lines (the `Example:` block) is laid out by hand: it is kept as is.
+    """
+    if not text:
+        return text
+    paragraphs = text.strip().split("\n\n")  # Typer gives docstrings dedented (inspect.getdoc)
+    return "\n\n".join(
+        paragraph
+        if any(line[:1].isspace() for line in paragraph.splitlines())
+        else " ".join(line.strip() for line in paragraph.splitlines())
+        for paragraph in paragraphs
+    )
+
+
 class LazyCommands(MutableMapping):
     """A sub-app's commands by name, each converted from Typer to click when first looked up.
 
@@ -87,6 +106,7 @@ class LazyCommands(MutableMapping):
                 pretty_exceptions_short=self._app.pretty_exceptions_short,
                 rich_markup_mode=self._app.rich_markup_mode,
             )
+            entry.help = reflow_help(entry.help)
             self._entries[name] = entry
         return entry
 
@@ -132,11 +152,16 @@ def _build_command(name: str):
         single.command(name)(target)
         command = typer.main.get_command(single)
     command.name = name
+    command.help = reflow_help(command.help)
     return command
 
 
 class Eset2faGroup(TyperGroup):
     """Root group: loads command groups lazily, hoists global options, renders errors once."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = reflow_help(self.help)
 
     def list_commands(self, ctx):
         return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]

@@ -84,6 +84,7 @@ def list_(
                 )
                 for r in rows
             ],
+            copyable=("time",),
         )
 
     inv.output.result(rows, human)

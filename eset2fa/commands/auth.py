@@ -3,13 +3,14 @@
 import typer
 
 from eset2fa.commands.invocation import invocation
-from eset2fa.commands.options import password_stdin_option, timeout_option
+from eset2fa.commands.options import password_stdin_option, timeout_option, user_name_argument
 from eset2fa.commands.push import announcer
 
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
 
 
-def _verdict_line(result: dict) -> str:
+def verdict_line(result: dict) -> str:
+    """One line for a verification result (`auth verify`, and the first code at `user enable`)."""
     if result["accepted"]:
         used = " (recovery code used: it will not work again)"
         return f"[bold green]Accepted[/]: {result['name']} is {result['state']}" + (
@@ -29,7 +30,7 @@ def _verdict_line(result: dict) -> str:
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user's name."),
+    name: str = user_name_argument(),
     code: str = typer.Argument(None, help="The 6-digit code from the authenticator app."),
     recovery_code: str = typer.Option(
         None, "--recovery-code", metavar="CODE", help="A one-time recovery code instead."
@@ -75,7 +76,7 @@ def verify(
         result = api.verify_recovery_code(inv.store, name, recovery_code).to_dict()
     else:
         result = api.verify(inv.store, name, code).to_dict()
-    inv.output.result(result, lambda: inv.output.message(_verdict_line(result)))
+    inv.output.result(result, lambda: inv.output.message(verdict_line(result)))
     if not result["accepted"]:
         raise typer.Exit(1)
 
@@ -83,7 +84,7 @@ def verify(
 @app.command("login")
 def login(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user's name."),
+    name: str = user_name_argument(),
     password_stdin: bool = password_stdin_option("Read the password from stdin's first line."),
 ) -> None:
     """Log in interactively: password, first-login enrollment, then the one-time password.
@@ -135,7 +136,7 @@ def login(
 @app.command("push")
 def push(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user who approves on their phone."),
+    name: str = user_name_argument("The user who approves on their phone."),
     timeout: int = timeout_option(),
 ) -> None:
     """Second factor by push: send a request whose ID matches the login screen, wait for approval.

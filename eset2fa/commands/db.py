@@ -190,6 +190,7 @@ def backups(
                 )
                 for r in rows
             ],
+            copyable=("created", "path"),
         )
         inv.output.notice(f"{len(rows)} backup(s)")
 
@@ -221,7 +222,8 @@ def restore(
 
     Example:
         eset2fa db backups
-        eset2fa db restore ~/.local/share/eset2fa/backups/eset2fa-20261122T101500.000000Z-manual.db
+        cd ~/.local/share/eset2fa/backups
+        eset2fa db restore eset2fa-20261122T101500.000000Z-manual.db
     """
     from eset2fa.accounts.permissions import require_admin
     from eset2fa.ops.backups import restore_backup

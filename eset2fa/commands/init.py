@@ -18,7 +18,8 @@ def init(
 
     Example:
         eset2fa init
-        printf '%s\\n' "$ADMIN_PASSWORD" | eset2fa --db /srv/2fa/eset2fa.db init --password-stdin
+        printf '%s\\n' "$ADMIN_PASSWORD" |
+            eset2fa --db /srv/2fa/eset2fa.db init --password-stdin
     """
     from eset2fa.accounts.passwords import validate
     from eset2fa.ops.bootstrap import init_store

@@ -14,6 +14,34 @@ import typer
 from eset2fa.commands.invocation import NUMBER_LIMIT
 
 
+def complete_user_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a user NAME: up to 50 names from the store that begin with what was
+    typed, read-only. The store is the one --db (or ESET2FA_DB) names on the line being
+    completed, else the default; a missing store is not created, and any problem gives no
+    suggestions rather than an error in the middle of someone's command line."""
+    try:
+        from eset2fa.db.users import names_for_completion
+
+        db = ctx.find_root().params.get("db")
+        if db is None:
+            from eset2fa.paths import default_db_path
+
+            db = default_db_path()
+        return names_for_completion(Path(db).expanduser(), incomplete)
+    except Exception:  # completion must never fail: no suggestions instead
+        return []
+
+
+def user_name_argument(help: str = "The user's name.", *, metavar: str | None = None):
+    """A required user NAME argument whose TAB completes from the store's user names."""
+    return typer.Argument(..., help=help, metavar=metavar, autocompletion=complete_user_names)
+
+
+def user_names_argument(help: str):
+    """Optional user NAMEs (bulk commands), completed from the store's user names."""
+    return typer.Argument(None, help=help, autocompletion=complete_user_names)
+
+
 def group_option(help: str):
     return typer.Option(None, "--group", "-g", metavar="GROUP", help=help)
 
@@ -87,7 +115,9 @@ def render_bulk(
     empty: str,
 ) -> None:
     """The result of a bulk command: one JSON document, or the rows that did not go through (at
-    most SHOWN_PROBLEMS) and a one-line count per result. Exit 1 when any row failed."""
+    most SHOWN_PROBLEMS) and one line of counts, `enabled: 2, already enabled: 1, not found: 1`
+    (the results in `ok` first). Exit 1 when any row's result is not in `ok`; a re-run that
+    finds every user already done is not a failure, so `ok` includes the "already" results."""
 
     def human() -> None:
         problems = [r for r in results if r["result"] not in ok]
@@ -100,8 +130,10 @@ def render_bulk(
             if len(problems) > SHOWN_PROBLEMS:
                 more = len(problems) - SHOWN_PROBLEMS
                 inv.output.message(f"... and {more} more (use --json for all)")
-        counted = ", ".join(f"{n} {result}" for result, n in sorted(counts.items()))
-        inv.output.message(f"{summary}: {counted or empty}")
+        rank = {result: index for index, result in enumerate(ok)}
+        order = sorted(counts, key=lambda result: (rank.get(result, len(ok)), result))
+        counted = ", ".join(f"{result.replace('_', ' ')}: {counts[result]}" for result in order)
+        inv.output.message(counted or f"{summary}: {empty}")
 
     inv.output.result({"counts": counts, "results": results}, human)
     if any(result not in ok for result in counts):

@@ -39,5 +39,6 @@ def outbox(
         lambda: inv.output.table(
             ["id", "time", "channel", "to", "user", "message"],
             [(r["id"], r["at"], r["channel"], r["recipient"], r["user"], r["body"]) for r in rows],
+            copyable=("time", "message"),  # the message carries the enrollment link
         ),
     )

@@ -3,7 +3,7 @@
 import typer
 
 from eset2fa.commands.invocation import invocation
-from eset2fa.commands.options import limit_option, timeout_option
+from eset2fa.commands.options import limit_option, timeout_option, user_name_argument
 
 app = typer.Typer(help="Push requests: send, wait, list, approve, reject.", no_args_is_help=True)
 
@@ -29,7 +29,7 @@ def announcer(inv, label: str):
 @app.command("send")
 def send(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user to ask."),
+    name: str = user_name_argument("The user to ask."),
     timeout: int = timeout_option(),
 ) -> None:
     """Send a push request to NAME and wait until it is approved, rejected or expires.
@@ -74,7 +74,11 @@ def list_(
     rows = list_requests(inv.store, user=user, state=state, limit=limit or None)
     inv.output.result(
         rows,
-        lambda: inv.output.table(_FIELDS, [[row[k] for k in _FIELDS] for row in rows]),
+        lambda: inv.output.table(
+            _FIELDS,
+            [[row[k] for k in _FIELDS] for row in rows],
+            copyable=("id", "created_at", "expires_at", "decided_at"),  # `push approve ID`
+        ),
     )
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from eset2fa.commands.invocation import invocation
+from eset2fa.commands.options import user_name_argument
 
 
 def print_qr(inv, uri: str, *, to_stderr: bool = False) -> None:
@@ -23,7 +24,7 @@ def print_qr(inv, uri: str, *, to_stderr: bool = False) -> None:
 
 def qr(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user's name."),
+    name: str = user_name_argument(),
     png: Path = typer.Option(None, "--png", metavar="FILE", help="Write a PNG image (mode 0600)."),
     svg: Path = typer.Option(None, "--svg", metavar="FILE", help="Write an SVG image (mode 0600)."),
 ) -> None:

@@ -10,6 +10,7 @@ from eset2fa.commands.options import (
     password_stdin_option,
     read_lines,
     render_bulk,
+    user_name_argument,
     write_group_option,
     write_user_option,
 )
@@ -150,7 +151,7 @@ def list_(
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+def show(ctx: typer.Context, name: str = user_name_argument()) -> None:
     """Show everything about one user (never their secret).
 
     Example:
@@ -194,7 +195,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., help="The user's na
 @app.command("status")
 def status(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user's name."),
+    name: str = user_name_argument(),
     require: list[Requirement] = typer.Option(
         None,
         "--require",
@@ -224,7 +225,7 @@ def status(
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+def delete(ctx: typer.Context, name: str = user_name_argument()) -> None:
     """Delete a user (not the built-in Administrator). Asks first unless --yes.
 
     Example:
@@ -243,7 +244,7 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
 @app.command("grant")
 def grant(
     ctx: typer.Context,
-    grantee: str = typer.Argument(..., metavar="ACTOR", help="The user who gets the permission."),
+    grantee: str = user_name_argument("The user who gets the permission.", metavar="ACTOR"),
     write: str = write_user_option(),
     write_group: str = write_group_option("Write over every user of this group."),
 ) -> None:
@@ -271,7 +272,7 @@ def grant(
 @app.command("revoke")
 def revoke(
     ctx: typer.Context,
-    grantee: str = typer.Argument(..., metavar="ACTOR", help="The user who loses the permission."),
+    grantee: str = user_name_argument("The user who loses the permission.", metavar="ACTOR"),
     write: str = write_user_option(),
     write_group: str = write_group_option("Write over this group."),
 ) -> None:

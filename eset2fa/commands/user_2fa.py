@@ -6,7 +6,7 @@ sub-app; cli._wire imports this module so they exist.
 
 import typer
 
-from eset2fa.commands.invocation import invocation
+from eset2fa.commands.invocation import invocation, stdin_is_terminal
 from eset2fa.commands.options import (
     all_option,
     from_file_option,
@@ -14,6 +14,8 @@ from eset2fa.commands.options import (
     qr_option,
     read_lines,
     render_bulk,
+    user_name_argument,
+    user_names_argument,
 )
 from eset2fa.commands.user import app
 from eset2fa.twofactor.states import Method
@@ -48,10 +50,38 @@ def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
     )
 
 
+FIRST_CODE_ATTEMPTS = 3
+
+
+def _activate_with_first_code(inv, name: str) -> None:
+    """At a terminal, right after the QR code: the first code from the app activates the user
+    (through verify_otp, as `auth verify` does: wrong codes count toward the lockout). Enter
+    skips, leaving the user pending; so does giving up after FIRST_CODE_ATTEMPTS wrong codes."""
+    from eset2fa.commands.auth import verdict_line
+    from eset2fa.twofactor.totp import verify_otp
+
+    later = f"{name} stays pending; activate later with: eset2fa auth verify {name} CODE"
+    for _attempt in range(FIRST_CODE_ATTEMPTS):
+        code = typer.prompt(
+            "Code from the app (Enter to skip)", default="", show_default=False, err=True
+        ).strip()
+        if not code:
+            inv.output.notice(f"Skipped: {later}")
+            return
+        result = verify_otp(inv.store, name, code, actor=inv.actor.label).to_dict()
+        if result["accepted"]:
+            inv.output.message(verdict_line(result))
+            return
+        inv.output.notice(verdict_line(result))
+        if result["locked"]:
+            return
+    inv.output.notice(later)
+
+
 @app.command("enable")
 def enable(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(None, help="Users to enable (or --group/--all/--from-file)."),
+    names: list[str] = user_names_argument("Users to enable (or --group/--all/--from-file)."),
     method: Method = typer.Option(Method.totp, "--method", "-m", help="totp or push."),
     group: str = group_option("Every user of this group."),
     all_users: bool = all_option(),
@@ -67,8 +97,11 @@ def enable(
 
     A fresh secret is generated per user and stored encrypted. For one user on a terminal the
     enrollment QR code is printed (scan it with Google Authenticator, Microsoft Authenticator or
-    Authy); --json returns the otpauth URI instead. Many users (names, --group, --all,
-    --from-file) are enabled in one transaction; exit 1 if any of them could not be.
+    Authy), then the first code from the app is asked for and activates the user at once (Enter
+    skips: the user stays pending); --json returns the otpauth URI instead. One user who already
+    has 2FA enabled is a state conflict (exit 6). Many users (names, --group, --all,
+    --from-file) are enabled in one transaction with a per-user result: users already enabled
+    count as done (exit 0), and exit 1 if any user was not found or not yours to change.
 
     Example:
         eset2fa user enable alice --method totp
@@ -119,42 +152,62 @@ def enable(
                 from eset2fa.commands.qr import print_qr
 
                 print_qr(inv, report.uri)
-                inv.output.notice("Scan the code with the authenticator app, then enter a code.")
+                if stdin_is_terminal() and sys.stdout.isatty():
+                    inv.output.notice("Scan the code with the authenticator app.")
+                    _activate_with_first_code(inv, row["name"])
+                else:
+                    inv.output.notice(
+                        "Scan the code with the authenticator app, then activate with: "
+                        f"eset2fa auth verify {row['name']} CODE"
+                    )
             elif report.uri:
                 inv.output.notice(f"Show it again later with: eset2fa qr {row['name']}")
 
         inv.output.result(result, human)
         return
-    _bulk_summary(inv, report, "enabled", (enrollment.ENABLED,))
+    _bulk_summary(inv, report, "enabled", (enrollment.ENABLED, enrollment.ALREADY_ENABLED))
 
 
 @app.command("disable")
 def disable(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(None, help="Users to disable (or --group/--all)."),
+    names: list[str] = user_names_argument("Users to disable (or --group/--all/--from-file)."),
     group: str = group_option("Every user of this group."),
     all_users: bool = all_option(),
+    from_file: str = from_file_option("Names, one per line; '-' reads stdin."),
 ) -> None:
     """Turn off two-factor authentication: deletes the secret and phone number (audit kept).
 
-    Asks first unless --yes. Exit 1 if any named user could not be disabled.
+    Asks first unless --yes. Many users (names, --group, --all, --from-file) are disabled in one
+    transaction with a per-user result: users already disabled count as done (exit 0), and exit
+    1 if any user was not found or not yours to change.
 
     Example:
         eset2fa user disable alice --yes
         eset2fa user disable --group contractors --yes --json
+        eset2fa user disable --from-file leavers.txt --yes
     """
     from eset2fa import api
     from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
+    selected = _names_from(inv, names, from_file)
     actor = inv.actor
     store = inv.store
-    what = ", ".join(names) if names else (f"group {group}" if group else "all users")
+    if from_file is not None:
+        source = "standard input" if from_file == "-" else from_file
+        what = f"the {len(selected or [])} user(s) listed in {source}"
+    else:
+        what = ", ".join(names) if names else (f"group {group}" if group else "all users")
     inv.confirm(f"Disable two-factor authentication for {what}? Secrets and phones are deleted.")
-    report = api.disable(store, names or None, actor=actor, group=group, all_users=all_users)
+    total = enrollment.count_targets(store, selected, group, all_users)
+    with inv.output.progress(total, "Disabling 2FA") as advance:
+        report = api.disable(
+            store, selected, actor=actor, group=group, all_users=all_users, progress=advance
+        )
     ok = (enrollment.DISABLED, enrollment.ALREADY_DISABLED)
-    if names and len(names) == 1:
-        row = enrollment.raise_for_single(report, names[0], "disable")
+    if selected is not None and len(selected) == 1 and from_file is None:
+        row = enrollment.raise_for_single(report, selected[0], "disable")
         inv.output.result(
             row,
             lambda: inv.output.message(
@@ -167,7 +220,7 @@ def disable(
 
 
 @app.command("unlock")
-def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")) -> None:
+def unlock(ctx: typer.Context, name: str = user_name_argument()) -> None:
     """Unlock a user locked after too many wrong one-time passwords (needs Write permission).
 
     Resets the failed-attempt count to zero.
@@ -190,9 +243,7 @@ def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
 
 
 @app.command("check-install")
-def check_install(
-    ctx: typer.Context, name: str = typer.Argument(..., help="The user's name.")
-) -> None:
+def check_install(ctx: typer.Context, name: str = user_name_argument()) -> None:
     """Check a user can run server-assisted installations: exit 6 if they have 2FA enabled.
 
     Server-assisted installations cannot answer a second factor, so a user with 2FA enabled

@@ -3,7 +3,7 @@
 import typer
 
 from eset2fa.commands.invocation import invocation, stdin_is_terminal
-from eset2fa.commands.options import password_stdin_option, qr_option
+from eset2fa.commands.options import password_stdin_option, qr_option, user_name_argument
 from eset2fa.commands.user import app
 
 # --qr/--no-qr of the commands that issue a new secret (reset-token, recover)
@@ -33,7 +33,7 @@ def _prompt_new_password(name: str) -> str | None:
 @app.command("reset-password")
 def reset_password(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user whose password is reset."),
+    name: str = user_name_argument("The user whose password is reset."),
     password_stdin: bool = password_stdin_option(
         "Read the new password from stdin (its next line)."
     ),
@@ -48,7 +48,8 @@ def reset_password(
 
     Example:
         eset2fa user reset-password Administrator
-        printf '%s\\n' "$NEW_PASSWORD" | eset2fa user reset-password alice --password-stdin --json
+        printf '%s\\n' "$NEW_PASSWORD" |
+            eset2fa user reset-password alice --password-stdin --json
     """
     from eset2fa.accounts import console_users
     from eset2fa.recovery import password_reset
@@ -99,7 +100,7 @@ def _show_enrollment(inv, name: str, uri: str | None, show_qr: bool | None) -> N
 @app.command("reset-token")
 def reset_token(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user whose authenticator token is reset."),
+    name: str = user_name_argument("The user whose authenticator token is reset."),
     confirm: str = typer.Option(
         None, "--confirm", metavar="CODE", help="The verification code the user got by SMS."
     ),
@@ -155,7 +156,7 @@ def reset_token(
 @app.command("recover")
 def recover(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user who lost their phone."),
+    name: str = user_name_argument("The user who lost their phone."),
     lost_phone: bool = typer.Option(
         False, "--lost-phone", help="The phone with the authenticator (or push app) is lost."
     ),
@@ -204,7 +205,7 @@ def recover(
 @app.command("recovery-codes")
 def recovery_codes(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="The user whose recovery codes are shown or made."),
+    name: str = user_name_argument("The user whose recovery codes are shown or made."),
     regenerate: bool = typer.Option(
         False, "--regenerate", help="Make 10 new codes (the old ones stop working); shown once."
     ),

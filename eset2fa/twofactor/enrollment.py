@@ -265,6 +265,7 @@ def disable(
     names: list[str] | None = None,
     group: str | None = None,
     all_users: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> BulkReport:
     """Turn 2FA off: clears the secret, phone, replay step, fail count and lock (audit kept)."""
     report = BulkReport()
@@ -272,16 +273,21 @@ def disable(
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
         todo, events, results = [], [], []
-        for row in (row for rows in chunks for row in rows):
-            if not scope.covers(row["id"], row["group_name"]):
-                result = DENIED
-            elif row["state"] == "disabled":
-                result = ALREADY_DISABLED
-            else:
-                result = DISABLED
-                todo.append(row["id"])
-            results.append((row["name"], result))
-            events.append(audit_chain.AuditEvent(actor.label, "user.disable", row["name"], result))
+        for rows in chunks:
+            for row in rows:
+                if not scope.covers(row["id"], row["group_name"]):
+                    result = DENIED
+                elif row["state"] == "disabled":
+                    result = ALREADY_DISABLED
+                else:
+                    result = DISABLED
+                    todo.append(row["id"])
+                results.append((row["name"], result))
+                events.append(
+                    audit_chain.AuditEvent(actor.label, "user.disable", row["name"], result)
+                )
+            if progress:
+                progress(len(rows))
         for name in missing:
             events.append(audit_chain.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
             results.append((name, NOT_FOUND))

@@ -7,7 +7,8 @@ and the command prints them black on white so the code is dark-on-light, which e
 and authenticator reads, whatever the terminal's theme.
 
 PNG comes from qrcode's pure-Python image factory (`PyPNGImage`, written through `pypng`): a
-1-bit greyscale image, black on white, the same modules and quiet zone as the other forms.
+1-bit greyscale image, black on white, the same modules and quiet zone as the other forms. SVG
+comes from qrcode's `SvgPathFillImage`: black modules on a white background, like the others.
 """
 
 from __future__ import annotations
@@ -59,12 +60,18 @@ def _write_private(path: Path, payload: bytes) -> None:
 
 
 def svg_bytes(data: str) -> bytes:
+    """An SVG document: one path of dark modules over a white rectangle.
+
+    qrcode's plain SvgPathImage leaves the background transparent: a viewer in dark mode (or a
+    renderer's transparent-to-black PNG) shows dark modules on dark, which no camera reads.
+    SvgPathFillImage is the same path with a white background (qrcode's documented factory).
+    """
     import io
 
     import qrcode
-    from qrcode.image.svg import SvgPathImage
+    from qrcode.image.svg import SvgPathFillImage
 
-    image = qrcode.make(data, image_factory=SvgPathImage, border=QUIET_ZONE)
+    image = qrcode.make(data, image_factory=SvgPathFillImage, border=QUIET_ZONE)
     buffer = io.BytesIO()
     image.save(buffer)
     return buffer.getvalue()
