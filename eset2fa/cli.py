@@ -296,4 +296,5 @@ def main(
         as_otp=as_otp,
         assume_yes=yes,
         output=Output(json_mode),
+        db_is_default=not db,
     )

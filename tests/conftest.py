@@ -72,8 +72,11 @@ def cli(db_path):
 
 @pytest.fixture
 def store(cli, db_path) -> Path:
-    """A created store (first use) with the Administrator; returns its path."""
-    assert cli("user", "list").exit_code == 0
+    """A created store with the Administrator (generated password); returns its path.
+
+    `init` makes it: a --db path is created by nothing else (reads never create a store).
+    """
+    assert cli("init").exit_code == 0
     return db_path
 
 

@@ -10,8 +10,13 @@ import termios
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from totp_helpers import secret_of, totp_now
+
+# Every test here works on a store made by `init` (the `store` fixture): a --db path is created by
+# nothing else, so `user add` alone no longer makes one.
+pytestmark = pytest.mark.usefixtures("store")
 
 MOMENT = datetime(2026, 11, 22, 12, 0, 10, tzinfo=UTC)
 AS_HELPDESK = ("--as", "helpdesk", "--as-password-stdin")

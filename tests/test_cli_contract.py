@@ -54,11 +54,11 @@ def test_version(cli):
     assert result.exit_code == 0 and result.stdout.strip() == f"eset2fa {__version__}"
 
 
-def test_python_dash_m_and_json_stdout_only(db_path):
+def test_python_dash_m_and_json_stdout_only(store, db_path):
     result = run_process("--db", str(db_path), "user", "status", "Administrator", "--json")
     assert result.returncode == 0
     assert json.loads(result.stdout)["name"] == "Administrator"
-    # Only the first-use notice is on stderr; the second run has none at all.
+    # Notices only ever go to stderr; on a store that exists there are none at all.
     again = run_process("--db", str(db_path), "user", "list", "--json")
     assert again.returncode == 0 and again.stderr == ""
     assert [u["name"] for u in json.loads(again.stdout)] == ["Administrator"]
@@ -80,6 +80,7 @@ def test_json_errors_are_one_document(cli, store):
 
 def test_global_options_work_after_the_command(cli, store, tmp_path):
     other = tmp_path / "other.db"
+    assert cli("init", db=other).exit_code == 0
     result = cli("user", "add", "zed", "--db", str(other), "--json")
     assert result.exit_code == 0
     assert cli("user", "status", "zed", db=other).exit_code == 0

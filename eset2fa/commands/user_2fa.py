@@ -83,7 +83,7 @@ def enable(
     inv = invocation(ctx)
     selected = _names_from(inv, names, from_file)
     actor = inv.actor
-    store = inv.store
+    store = inv.store_for_change
     single = selected is not None and len(selected) == 1 and from_file is None
     total = enrollment.count_targets(store, selected, group, all_users)
     with inv.output.progress(total, "Enabling 2FA") as advance:
@@ -146,7 +146,7 @@ def disable(
 
     inv = invocation(ctx)
     actor = inv.actor
-    store = inv.store
+    store = inv.store_for_change
     what = ", ".join(names) if names else (f"group {group}" if group else "all users")
     inv.confirm(f"Disable two-factor authentication for {what}? Secrets and phones are deleted.")
     report = enrollment.disable(store, actor, names=names or None, group=group, all_users=all_users)
@@ -176,7 +176,7 @@ def unlock(ctx: typer.Context, name: str = typer.Argument(..., help="The user's 
     from eset2fa.twofactor import lockout
 
     inv = invocation(ctx)
-    result = lockout.unlock(inv.store, inv.actor, name)
+    result = lockout.unlock(inv.store_for_change, inv.actor, name)
     inv.output.result(
         result,
         lambda: inv.output.message(
