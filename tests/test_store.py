@@ -236,7 +236,11 @@ def test_a_read_only_database_is_exit_9_with_a_permissions_hint(cli, store):
     try:
         command = [*_without_root_override(), sys.executable, "-m", "eset2fa", "--db", str(store)]
         result = subprocess.run(
-            [*command, "user", "add", "bob"], capture_output=True, text=True, env=os.environ
+            [*command, "user", "add", "bob"],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+            timeout=60,
         )
     finally:
         store.chmod(0o600)
