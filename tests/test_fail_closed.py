@@ -228,3 +228,29 @@ def test_an_existing_directory_keeps_its_mode(tmp_path):
     result = run("--db", str(shared / "eset2fa.db"), "init", "--password-stdin")
     assert result.exit_code == 0, result.stderr
     assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+
+
+def test_an_empty_file_on_the_default_path_becomes_the_store_at_first_change(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "eset2fa.db").touch()
+    (home / "eset2fa.db").chmod(0o644)
+    assert_no_store_error(run("user", "list"), home / "eset2fa.db")  # a read: still nothing
+    assert (home / "eset2fa.db").stat().st_size == 0
+    added = run("user", "add", "alice")
+    assert added.exit_code == 0, added.stderr
+    assert "Administrator password (shown once" in added.stderr
+    assert stat.S_IMODE((home / "eset2fa.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["missing", "empty"])
+def test_doctor_reports_no_store_as_its_failed_database_check(tmp_path, empty):
+    target = tmp_path / "typo.db"
+    if empty:
+        target.touch()
+    result = run("--db", str(target), "doctor", "--json")
+    assert result.exit_code == 1
+    (database,) = [c for c in json.loads(result.stdout)["checks"] if c["check"] == "database"]
+    assert database["status"] == "failed"
+    assert database["detail"].startswith(f"No eset2fa database at {target}")
+    assert files_under(tmp_path) == (["typo.db"] if empty else [])
