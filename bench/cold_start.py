@@ -32,7 +32,7 @@ def main() -> None:
     exe = shutil.which("eset2fa", path=str(Path(sys.executable).parent)) or "eset2fa"
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "ESET2FA_DB": str(Path(tmp) / "bench.db")}
-        subprocess.run([exe, "user", "list"], env=env, check=True, capture_output=True)
+        subprocess.run([exe, "init"], env=env, check=True, capture_output=True)
         baseline_cmd = [sys.executable, "-c", "import typer"]
         status_cmd = [exe, "user", "status", "Administrator", "--json"]
         for _ in range(3):  # warm the page cache

@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 def build_store(path: Path, users: int, exe: str) -> None:
-    subprocess.run([exe, "--db", str(path), "user", "list"], check=True, capture_output=True)
+    subprocess.run([exe, "--db", str(path), "init"], check=True, capture_output=True)
     conn = sqlite3.connect(path)
     rows = ((f"user{i:07d}", f"group{i % 100}", "2026-11-22T00:00:00Z") for i in range(users))
     conn.executemany("INSERT INTO users (name, group_name, created_at) VALUES (?, ?, ?)", rows)

@@ -14,10 +14,31 @@ from eset2fa.commands.invocation import Invocation
 from eset2fa.errors import Eset2faError, ExitCode, StorageError, UsageError
 from eset2fa.output import Output
 
+try:  # typer carries its own copy of click (typer._click) since 0.2x; already imported by typer
+    from typer._click.exceptions import NoArgsIsHelpError
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:  # pragma: no cover - a typer that still runs on click itself
+    from click.exceptions import NoArgsIsHelpError
+    from click.exceptions import UsageError as ClickUsageError
+
 # Global flags a person naturally types after the command (`user status alice --json`): they are
 # moved in front of the command before parsing, so they work in either place.
 _GLOBAL_FLAGS = {"--json", "--yes", "-y", "--as-password-stdin"}
 _GLOBAL_OPTIONS = {"--db", "--as", "--as-otp"}
+
+
+_TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}  # what click accepts as true for a flag
+
+
+def json_requested(args: list[str]) -> bool:
+    """--json or ESET2FA_JSON, read from the raw arguments: for a usage error found before the
+    options were parsed (an unknown or incomplete root option), when no parsed value exists."""
+    import os
+
+    options = args[: args.index("--")] if "--" in args else args
+    if "--json" in options:
+        return True
+    return os.environ.get("ESET2FA_JSON", "").strip().lower() in _TRUE_WORDS
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -172,11 +193,43 @@ class Eset2faGroup(TyperGroup):
         return super().get_command(ctx, name)
 
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, hoist_global_options(list(args)))
+        args = hoist_global_options(list(args))
+        if not args and self.no_args_is_help and not ctx.resilient_parsing and json_requested([]):
+            # click would build the help text (rich prints it to stdout as it builds it)
+            _render(ctx, UsageError("Missing command.", "See `eset2fa --help`."), json_mode=True)
+            raise typer.Exit(int(ExitCode.USAGE))
+        try:
+            return super().parse_args(ctx, list(args))  # click's parser consumes the list
+        except ClickUsageError as error:  # a bad root option: --json is not parsed yet
+            if not json_requested(args):
+                raise  # a person: click's usage message
+            _render(ctx, _usage_error(error), json_mode=True)
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if (
+            not rest
+            and getattr(command, "no_args_is_help", False)
+            and not ctx.resilient_parsing
+            and _json_mode(ctx)
+        ):
+            # `eset2fa --json user`: click would answer with the group's help (printed to
+            # stdout while it is built); with --json the answer is the usage error document.
+            raise UsageError("Missing command.", f"See `{ctx.command_path} {name} --help`.")
+        return name, command, rest
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except ClickUsageError as error:
+            # Unknown command or option, missing or bad argument (click raises these while it
+            # parses a sub-command, inside this invoke). With --json they are one JSON document
+            # like every other error; a person keeps click's usage message. Exit 2 either way.
+            if not _json_mode(ctx):
+                raise
+            _render(ctx, _usage_error(error))
+            raise typer.Exit(int(ExitCode.USAGE)) from None
         except Eset2faError as error:
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None
@@ -230,16 +283,38 @@ class Eset2faGroup(TyperGroup):
 
 def _interrupted(ctx) -> None:
     """Ctrl-C: one line on stderr and exit 130 (SPEC §3); a write in progress was rolled back."""
-    state = ctx.obj
-    output = state.output if isinstance(state, Invocation) else Output()
-    output.notice("\nInterrupted.")
+    _output(ctx).notice("\nInterrupted.")
     raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
-def _render(ctx, error: Eset2faError) -> None:
-    state = ctx.obj
-    output = state.output if isinstance(state, Invocation) else Output()
-    output.error(error.to_dict())
+def _json_mode(ctx) -> bool:
+    """--json / ESET2FA_JSON as parsed; before the root callback ran (an unknown command is found
+    first), from the parsed parameters."""
+    state = ctx.find_root().obj
+    if isinstance(state, Invocation):
+        return state.json_mode
+    return bool(ctx.find_root().params.get("json_mode"))
+
+
+def _output(ctx, json_mode: bool | None = None) -> Output:
+    state = ctx.find_root().obj
+    if isinstance(state, Invocation) and json_mode is None:
+        return state.output
+    return Output(_json_mode(ctx) if json_mode is None else json_mode)
+
+
+def _usage_error(error: ClickUsageError) -> UsageError:
+    """click's usage error as ours: the same message, and where to read the usage."""
+    if isinstance(error, NoArgsIsHelpError):
+        message = "Missing command."  # click's message is the whole help text
+    else:
+        message = error.format_message()
+    where = error.ctx.command_path if error.ctx is not None else "eset2fa"
+    return UsageError(message, f"See `{where} --help`.")
+
+
+def _render(ctx, error: Eset2faError, json_mode: bool | None = None) -> None:
+    _output(ctx, json_mode).error(error.to_dict())
 
 
 app = typer.Typer(
@@ -321,4 +396,5 @@ def main(
         as_otp=as_otp,
         assume_yes=yes,
         output=Output(json_mode),
+        db_is_default=not db,
     )

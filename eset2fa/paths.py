@@ -28,5 +28,24 @@ def default_db_path() -> Path:
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create a directory readable by its owner only (existing directories are left as they are)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create a directory, and any missing parents, readable by their owner only (0700).
+
+    mkdir's mode is filtered through the umask (under `umask 000` a plain mkdir gives 0777) and
+    pathlib creates missing parents with 0777 minus the umask: each directory created here is
+    set to 0700 after it is made. Directories that already exist are left as they are.
+    """
+    path = Path(path)
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):  # the outermost first
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            if directory.is_dir():
+                continue  # another process made it meanwhile: theirs, not ours to chmod
+            raise
+        os.chmod(directory, 0o700)

@@ -72,8 +72,11 @@ def cli(db_path):
 
 @pytest.fixture
 def store(cli, db_path) -> Path:
-    """A created store (first use) with the Administrator; returns its path."""
-    assert cli("user", "list").exit_code == 0
+    """A created store with the Administrator (generated password); returns its path.
+
+    `init` makes it: a --db path is created by nothing else (reads never create a store).
+    """
+    assert cli("init").exit_code == 0
     return db_path
 
 
@@ -92,8 +95,18 @@ def sql(db_path):
     return query
 
 
-def run_process(*args: str, input: str | None = None, env: dict | None = None, timeout=60):
-    """The CLI as a separate process (`python -m eset2fa`), for multi-process and signal tests."""
+# Every test that starts a process bounds every wait on it, fails with a message when the bound is
+# reached, and kills the process in a `finally`; pytest-timeout (pyproject.toml) is only the net.
+PROCESS_TIMEOUT = 60  # seconds for one CLI process; the slowest takes a few
+
+
+def run_process(
+    *args: str, input: str | None = None, env: dict | None = None, timeout=PROCESS_TIMEOUT
+):
+    """The CLI as a separate process (`python -m eset2fa`), for multi-process and signal tests.
+
+    subprocess.run kills the process when `timeout` passes and raises TimeoutExpired.
+    """
     return subprocess.run(
         [sys.executable, "-m", "eset2fa", *args],
         input=input,
@@ -102,6 +115,47 @@ def run_process(*args: str, input: str | None = None, env: dict | None = None, t
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
+
+
+def end_process(proc: subprocess.Popen) -> None:
+    """For a `finally`: kill the process if it still runs, reap it, close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(timeout=10)
+    finally:
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def read_line(proc: subprocess.Popen, timeout: float = 30, waiting_for: str = "a line") -> str:
+    """The next line of the process's stdout; after `timeout` s the process is killed and the
+    test fails with a message (a bare readline waits for ever on a process that hangs)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as Timeout
+
+    with ThreadPoolExecutor(1) as pool:
+        line = pool.submit(proc.stdout.readline)
+        try:
+            return line.result(timeout)
+        except Timeout:
+            proc.kill()  # ends the readline: the pipe reaches EOF
+            raise AssertionError(
+                f"no line from {proc.args!r} within {timeout} s (waiting for {waiting_for})"
+            ) from None
+
+
+def sigint_as_on_a_terminal() -> None:
+    """In a child before exec: SIGINT back to its default, as a person's shell gives it.
+
+    A suite started in the background by a non-interactive shell (`pytest &`, some CI wrappers)
+    runs with SIGINT ignored, and an ignored signal stays ignored across exec: Python then
+    installs no KeyboardInterrupt handler and a Ctrl-C sent to the CLI does nothing at all.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def sigkill_after(args: list[str], delay: float) -> bool:
@@ -114,7 +168,10 @@ def sigkill_after(args: list[str], delay: float) -> bool:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(delay)
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    return proc.wait() == -signal.SIGKILL
+    try:
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=PROCESS_TIMEOUT) == -signal.SIGKILL
+    finally:
+        end_process(proc)

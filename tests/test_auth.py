@@ -8,10 +8,16 @@ import subprocess
 import sys
 import termios
 import time
+import weakref
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from totp_helpers import secret_of, totp_now
+
+# Every test here works on a store made by `init` (the `store` fixture): a --db path is created by
+# nothing else, so `user add` alone no longer makes one.
+pytestmark = pytest.mark.usefixtures("store")
 
 MOMENT = datetime(2026, 11, 22, 12, 0, 10, tzinfo=UTC)
 AS_HELPDESK = ("--as", "helpdesk", "--as-password-stdin")
@@ -71,8 +77,22 @@ def test_as_with_pending_2fa_is_refused(cli):
 # -- auth login through a pseudo-terminal --------------------------------------------------------
 
 
+def _end_terminal(process: subprocess.Popen, master: int) -> None:
+    """Kill the CLI if it still runs, reap it, close the terminal (once: a weakref.finalize)."""
+    if process.poll() is None:
+        process.kill()
+    try:
+        process.wait(timeout=10)
+    finally:
+        os.close(master)
+
+
 class Terminal:
-    """`python -m eset2fa ...` with stdin/stdout/stderr on a pty, answered like a person would."""
+    """`python -m eset2fa ...` with stdin/stdout/stderr on a pty, answered like a person would.
+
+    Every wait has a deadline; a failure kills the CLI before it is reported, and a terminal a
+    failed test left behind is ended when it is collected (or at exit), never left waiting.
+    """
 
     def __init__(self, *args: str) -> None:
         self.master, slave = os.openpty()
@@ -85,20 +105,27 @@ class Terminal:
             start_new_session=True,
         )
         os.close(slave)
+        self.end = weakref.finalize(self, _end_terminal, self.process, self.master)
         self.seen = ""
+
+    def fail(self, message: str) -> None:
+        self.end()
+        raise AssertionError(f"{message}; the terminal showed:\n{self.seen}")
 
     def expect(self, text: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while text not in self.seen:
             remaining = deadline - time.monotonic()
-            assert remaining > 0, f"timed out waiting for {text!r}; got:\n{self.seen}"
+            if remaining <= 0:
+                self.fail(f"timed out waiting for {text!r}")
             ready, _, _ = select.select([self.master], [], [], remaining)
             if ready:
                 try:
                     chunk = os.read(self.master, 4096)
                 except OSError:  # the child closed the terminal
                     chunk = b""
-                assert chunk, f"terminal closed before {text!r}; got:\n{self.seen}"
+                if not chunk:
+                    self.fail(f"terminal closed before {text!r}")
                 self.seen += chunk.decode(errors="replace")
         return self.seen
 
@@ -113,7 +140,8 @@ class Terminal:
         """
         deadline = time.monotonic() + timeout
         while termios.tcgetattr(self.master)[3] & termios.ECHO:
-            assert time.monotonic() < deadline, "the password prompt never turned echo off"
+            if time.monotonic() >= deadline:
+                self.fail("the password prompt never turned echo off")
             time.sleep(0.02)
         self.send(line)
 
@@ -131,8 +159,12 @@ class Terminal:
                 self.seen += chunk.decode(errors="replace")
             if not chunk and self.process.poll() is not None:
                 break
-        os.close(self.master)
-        return self.process.wait(timeout=5)
+        try:
+            return self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.fail(f"the CLI did not exit within {timeout + 5} s")
+        finally:
+            self.end()
 
 
 def test_first_login_enrolls_then_later_login_asks_the_otp(cli, db_path, sql):

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tests.conftest import end_process
 from tests.test_push import wait_for_request
 
 pytestmark = pytest.mark.usefixtures("env_master_key")
@@ -21,6 +22,17 @@ def bob(cli, store) -> str:
     return "bob"
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _waiting_processes_end_with_their_test():
+    """A test that fails before `finish` leaves no login or push waiting for an approval."""
+    yield
+    while _STARTED:
+        end_process(_STARTED.pop())
+
+
 def start(db, *args: str, input: str | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "eset2fa", "--db", str(db), *args],
@@ -29,6 +41,7 @@ def start(db, *args: str, input: str | None = None) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(proc)
     if input is not None:
         proc.stdin.write(input)
         proc.stdin.close()
@@ -36,7 +49,11 @@ def start(db, *args: str, input: str | None = None) -> subprocess.Popen:
 
 
 def finish(proc: subprocess.Popen) -> tuple[str, str]:
-    proc.wait(timeout=20)  # the outputs are a few lines: no risk of a full pipe
+    try:
+        proc.wait(timeout=20)  # the outputs are a few lines: no risk of a full pipe
+    except subprocess.TimeoutExpired:
+        end_process(proc)
+        raise AssertionError(f"{proc.args!r} did not end within 20 s") from None
     return proc.stdout.read(), proc.stderr.read()
 
 

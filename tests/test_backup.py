@@ -14,7 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from conftest import run_process
+from conftest import end_process, read_line, run_process
 
 
 def integrity(path: Path) -> str:
@@ -174,13 +174,16 @@ def test_backup_while_another_process_writes(cli, store, tmp_path):
         text=True,
     )
     try:
-        assert writer.stdout.readline().strip() == "writing"
+        assert read_line(writer, waiting_for="the writer to start").strip() == "writing"
         before = count_users(store)
         r = run_process("--db", str(store), "db", "backup", "--reason", "busy", "--json")
         after = count_users(store)
     finally:
         stop.touch()
-        out, err = writer.communicate(timeout=30)
+        try:
+            out, err = writer.communicate(timeout=30)
+        finally:
+            end_process(writer)
     assert writer.returncode == 0, err
     assert r.returncode == 0, r.stderr
     assert after > before  # the writer kept committing while the backup ran
@@ -223,13 +226,14 @@ def test_sigkill_during_backup_leaves_no_half_written_backup(cli, store):
             stderr=subprocess.PIPE,
             text=True,
         )
-        first = proc.stdout.readline()  # the copy has started
-        assert first.split()[0].isdigit(), proc.stderr.read()
-        time.sleep(delay)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        proc.stdout.close()
-        proc.stderr.close()
+        try:
+            first = read_line(proc, waiting_for="the copy to start")
+            assert first.split()[0].isdigit(), proc.stderr.read()
+            time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            end_process(proc)
         for entry in folder.iterdir():
             if entry.name.startswith("."):
                 assert ".partial-" in entry.name  # only temporary names may be incomplete

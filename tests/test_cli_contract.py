@@ -54,11 +54,11 @@ def test_version(cli):
     assert result.exit_code == 0 and result.stdout.strip() == f"eset2fa {__version__}"
 
 
-def test_python_dash_m_and_json_stdout_only(db_path):
+def test_python_dash_m_and_json_stdout_only(store, db_path):
     result = run_process("--db", str(db_path), "user", "status", "Administrator", "--json")
     assert result.returncode == 0
     assert json.loads(result.stdout)["name"] == "Administrator"
-    # Only the first-use notice is on stderr; the second run has none at all.
+    # Notices only ever go to stderr; on a store that exists there are none at all.
     again = run_process("--db", str(db_path), "user", "list", "--json")
     assert again.returncode == 0 and again.stderr == ""
     assert [u["name"] for u in json.loads(again.stdout)] == ["Administrator"]
@@ -80,6 +80,7 @@ def test_json_errors_are_one_document(cli, store):
 
 def test_global_options_work_after_the_command(cli, store, tmp_path):
     other = tmp_path / "other.db"
+    assert cli("init", db=other).exit_code == 0
     result = cli("user", "add", "zed", "--db", str(other), "--json")
     assert result.exit_code == 0
     assert cli("user", "status", "zed", db=other).exit_code == 0
@@ -208,27 +209,78 @@ def test_arguments_that_are_not_utf8_are_a_usage_error_not_a_traceback(cli, stor
     assert sql("SELECT count(*) FROM config")[0][0] == 0
 
 
+def _read_terminal(fd: int, until: bytes | None, deadline: float, seen: bytes = b"") -> bytes:
+    """What the pty shows, read until `until` appears (None: until it closes); fails with what
+    it saw at the deadline instead of blocking in os.read for ever."""
+    import os
+    import select
+    import time
+
+    while until is None or until not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"timed out waiting for {until!r}; the terminal showed {seen!r}"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # EIO: every process holding the terminal has exited
+            chunk = b""
+        if not chunk:
+            assert until is None, f"the terminal closed before {until!r}; it showed {seen!r}"
+            break
+        seen += chunk
+    return seen
+
+
+def _wait_for_exit(pid: int, deadline: float) -> int:
+    import os
+    import time
+
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    raise AssertionError(f"the CLI (pid {pid}) did not exit after Ctrl-C")
+
+
 def test_ctrl_c_at_a_prompt_exits_130_and_changes_nothing(cli, store, sql):
+    """It once hung for 10 minutes with the child at [y/N]: the suite ran in the background with
+    SIGINT ignored, which the child inherited, so the Ctrl-C did nothing (see
+    conftest.sigint_as_on_a_terminal); and the reads had no deadline. Now the child gets
+    SIGINT as on a person's terminal, every read and the wait are bounded, and the child is
+    killed in a finally."""
     import os
     import pty
+    import signal
     import sys
+    import time
+
+    from tests.conftest import sigint_as_on_a_terminal
 
     assert cli("user", "add", "alice").exit_code == 0
     pid, fd = pty.fork()
     if pid == 0:  # the child: the CLI on a terminal, asking before it deletes
-        argv = ["-m", "eset2fa", "--db", str(store), "user", "delete", "alice"]
-        os.execv(sys.executable, [sys.executable, *argv])
-    seen = b""
-    while b"[y/N]" not in seen:
-        seen += os.read(fd, 1024)
-    os.write(fd, b"\x03")
+        try:
+            sigint_as_on_a_terminal()
+            argv = ["-m", "eset2fa", "--db", str(store), "user", "delete", "alice"]
+            os.execv(sys.executable, [sys.executable, *argv])
+        finally:
+            os._exit(127)  # exec failed: never go back into pytest's code
+    code = None
     try:
-        while chunk := os.read(fd, 1024):
-            seen += chunk
-    except OSError:  # the terminal closes with the child
-        pass
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 130, seen
+        deadline = time.monotonic() + 30
+        seen = _read_terminal(fd, b"[y/N]", deadline)
+        os.write(fd, b"\x03")
+        seen = _read_terminal(fd, None, deadline, seen)
+        code = _wait_for_exit(pid, deadline)
+    finally:
+        if code is None:  # failed on the way: the child must not outlive the test
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert code == 130, seen
     assert b"Interrupted" in seen and b"Traceback" not in seen
     assert sql("SELECT count(*) FROM users WHERE name = 'alice'")[0][0] == 1
 

@@ -7,8 +7,13 @@ import sqlite3
 import time
 from urllib.parse import parse_qs, unquote, urlparse
 
+import pytest
 from conftest import sigkill_after
 from totp_helpers import enroll, secret_of, totp_now
+
+# Every test here works on a store made by `init` (the `store` fixture): a --db path is created by
+# nothing else, so `user add` alone no longer makes one.
+pytestmark = pytest.mark.usefixtures("store")
 
 
 def add_users(db_path, names, group=None):

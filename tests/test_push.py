@@ -16,6 +16,7 @@ from eset2fa.accounts.actors import local_operator
 from eset2fa.db import open_store
 from eset2fa.errors import PushDenied, PushRateLimited
 from eset2fa.twofactor import push_approval
+from tests.conftest import end_process
 
 pytestmark = pytest.mark.usefixtures("env_master_key")
 
@@ -33,13 +34,26 @@ def core(store):
     opened.close()
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _waiting_processes_end_with_their_test():
+    """A test that fails before its `communicate(timeout=...)` leaves no `push send` waiting."""
+    yield
+    while _STARTED:
+        end_process(_STARTED.pop())
+
+
 def start_send(db: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "eset2fa", "--db", str(db), "push", "send", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(proc)
+    return proc
 
 
 def wait_for_request(sql, timeout: float = 15.0) -> str:

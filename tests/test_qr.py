@@ -6,9 +6,14 @@ import stat
 import struct
 import zlib
 
+import pytest
 import qrcode
 from qrcode.constants import ERROR_CORRECT_M
 from totp_helpers import enroll, totp_now
+
+# Every test here works on a store made by `init` (the `store` fixture): a --db path is created by
+# nothing else, so `user add` alone no longer makes one.
+pytestmark = pytest.mark.usefixtures("store")
 
 GLYPHS = {" ": (False, False), "▀": (True, False), "▄": (False, True), "█": (True, True)}
 

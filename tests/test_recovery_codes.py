@@ -88,7 +88,7 @@ def test_usage_and_permission(cli, store):
     assert r.exit_code == 5
 
 
-def test_auth_login_accepts_a_recovery_code(cli, db_path, sql):
+def test_auth_login_accepts_a_recovery_code(cli, store, db_path, sql):
     from test_auth import Terminal
 
     active_user(cli)

@@ -12,6 +12,10 @@ from totp_helpers import enroll, totp_now
 from eset2fa.db import open_store
 from eset2fa.secrets import keys
 
+# Every test here works on a store made by `init` (the `store` fixture): a --db path is created by
+# nothing else, so `user add` alone no longer makes one.
+pytestmark = pytest.mark.usefixtures("store")
+
 
 def _memory_keyring_class():
     # Defined only after keyring chose its default backend: every KeyringBackend subclass is a

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import run_process, sigkill_after
+from tests.conftest import end_process, run_process, sigint_as_on_a_terminal, sigkill_after
 
 USERS = 40_000
 
@@ -66,13 +66,17 @@ def test_ctrl_c_while_waiting_for_a_push_is_exit_130_and_cancels_it(cli, store, 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_on_a_terminal,  # a suite run in the background ignores SIGINT
     )
-    deadline = time.monotonic() + 20
-    while not sql("SELECT id FROM push_requests") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # let it reach the wait
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
+    try:
+        deadline = time.monotonic() + 20
+        while not sql("SELECT id FROM push_requests") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it reach the wait
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        end_process(proc)
     assert proc.returncode == 130
     assert "Interrupted" in err and "Traceback" not in err
     (request,) = sql("SELECT state, decided_by FROM push_requests")

@@ -260,7 +260,9 @@ def test_needs_write_permission(cli, store, sql):
     assert "helpdesk" in row[0]
 
 
-def test_auth_login_asks_for_the_reset_code_first_then_enrolls_the_new_secret(cli, db_path, sql):
+def test_auth_login_asks_for_the_reset_code_first_then_enrolls_the_new_secret(
+    cli, store, db_path, sql
+):
     from test_auth import Terminal
     from totp_helpers import totp_now
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import stat
 
@@ -16,27 +17,37 @@ def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_first_use_creates_store_with_administrator(cli, db_path, sql):
-    result = cli("user", "status", "Administrator", "--json")
-    assert result.exit_code == 0, result.stderr
-    assert result.json()["state"] == "disabled"
-    assert "Administrator password (shown once" in result.stderr
-    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
-    rows = sql("SELECT name, builtin, password_hash FROM users")
-    assert [(r["name"], r["builtin"]) for r in rows] == [("Administrator", 1)]
-    assert rows[0]["password_hash"].startswith("$argon2id$")
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
-
-
-def test_default_location_is_the_data_dir(cli, tmp_path):
+def _default_path_cli(*args: str):
+    """The CLI without --db: the store in the data directory (ESET2FA_HOME, set by conftest)."""
     from typer.testing import CliRunner
 
     from eset2fa.cli import app
 
-    result = CliRunner().invoke(app, ["db", "check", "--json"])
+    return CliRunner().invoke(app, list(args))
+
+
+def test_first_use_creates_store_with_administrator(tmp_path):
+    # First use: a command that changes something, on the default path (no --db, no ESET2FA_DB).
+    db_path = tmp_path / "home" / "eset2fa.db"
+    result = _default_path_cli("config", "set", "totp.issuer", "Example")
+    assert result.exit_code == 0, result.stderr
+    assert "Administrator password (shown once" in result.stderr
+    status = _default_path_cli("user", "status", "Administrator", "--json")
+    assert status.exit_code == 0, status.stderr
+    assert json.loads(status.stdout)["state"] == "disabled"
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    conn = sqlite3.connect(db_path)
+    rows = conn.execute("SELECT name, builtin, password_hash FROM users").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [("Administrator", 1)]
+    assert rows[0][2].startswith("$argon2id$")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
+    conn.close()
+
+
+def test_default_location_is_the_data_dir(cli, tmp_path):
+    result = _default_path_cli("config", "set", "lockout.max_failures", "7", "--json")
     assert result.exit_code == 0, result.stderr
     created = tmp_path / "home" / "eset2fa.db"
     assert result.stdout and created.exists()
@@ -174,7 +185,7 @@ def test_db_check_reports_integrity_and_counts(cli, store):
 def test_a_database_path_that_cannot_be_created_is_exit_9_not_a_traceback(cli, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = cli("user", "list", db=blocker / "sub" / "store.db")
+    result = cli("init", db=blocker / "sub" / "store.db")
     assert result.exit_code == 9, result.stderr
     assert "Cannot create the database" in result.stderr and "Traceback" not in result.stderr
     assert blocker.read_text() == "not a directory"
@@ -188,9 +199,12 @@ def test_an_unexpected_file_error_is_exit_9_not_a_traceback(cli, store):
     assert "Traceback" not in result.stderr
 
 
-def test_a_path_that_looks_like_markup_does_not_hide_the_first_use_password(cli, tmp_path):
-    db = tmp_path / "odd[/]dir" / "store.db"
-    created = cli("user", "list", db=db)
+def test_a_path_that_looks_like_markup_does_not_hide_the_first_use_password(
+    cli, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("ESET2FA_HOME", str(tmp_path / "odd[/]dir"))
+    db = tmp_path / "odd[/]dir" / "eset2fa.db"
+    created = _default_path_cli("user", "add", "alice")  # first use, on the default path
     assert created.exit_code == 0, created.stderr
     assert "Administrator password (shown once" in created.stderr
     assert "[bold]" not in created.stderr
@@ -222,7 +236,11 @@ def test_a_read_only_database_is_exit_9_with_a_permissions_hint(cli, store):
     try:
         command = [*_without_root_override(), sys.executable, "-m", "eset2fa", "--db", str(store)]
         result = subprocess.run(
-            [*command, "user", "add", "bob"], capture_output=True, text=True, env=os.environ
+            [*command, "user", "add", "bob"],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+            timeout=60,
         )
     finally:
         store.chmod(0o600)

@@ -14,6 +14,7 @@ import requests
 from werkzeug.wrappers import Response
 
 from eset2fa.transports.ntfy import user_topic
+from tests.conftest import end_process
 
 PUBLISH, REPLY, POLL = "pub-token-111111", "reply-token-222222", "poll-token-333333"
 
@@ -122,24 +123,28 @@ def test_round_trip_approve_from_the_published_action(cli, ntfy, store, sql):
         stderr=subprocess.PIPE,
         text=True,
     )
-    message = ntfy.wait_for_publish()
-    (request_id,) = [row["id"] for row in sql("SELECT id FROM push_requests")]
-    assert message["topic"] == "eset2fa-alice"
-    assert request_id in message["title"] and request_id in message["message"]
-    approve, reject = message["actions"]
-    assert (approve["action"], approve["label"], approve["method"]) == ("http", "Approve", "POST")
-    assert approve["url"] == ntfy_url(cli, "/eset2fa_reply")
-    assert approve["headers"] == {"Authorization": f"Bearer {REPLY}"}
-    assert approve["body"].startswith(request_id + ".")
-    assert reject["label"] == "Reject" and reject["action"] != "http" and "url" not in reject
+    try:
+        message = ntfy.wait_for_publish()
+        (request_id,) = [row["id"] for row in sql("SELECT id FROM push_requests")]
+        assert message["topic"] == "eset2fa-alice"
+        assert request_id in message["title"] and request_id in message["message"]
+        approve, reject = message["actions"]
+        what = (approve["action"], approve["label"], approve["method"])
+        assert what == ("http", "Approve", "POST")
+        assert approve["url"] == ntfy_url(cli, "/eset2fa_reply")
+        assert approve["headers"] == {"Authorization": f"Bearer {REPLY}"}
+        assert approve["body"].startswith(request_id + ".")
+        assert reject["label"] == "Reject" and reject["action"] != "http" and "url" not in reject
 
-    # Someone with the write-only reply token posts a forged approval first: it is ignored.
-    forged = dict(approve, body=approve["body"][:-4] + "AAAA")
-    assert press(forged).status_code == 200
-    time.sleep(0.4)
-    assert waiting.poll() is None
-    assert press(approve).status_code == 200
-    out, err = waiting.communicate(timeout=15)
+        # Someone with the write-only reply token posts a forged approval first: it is ignored.
+        forged = dict(approve, body=approve["body"][:-4] + "AAAA")
+        assert press(forged).status_code == 200
+        time.sleep(0.4)
+        assert waiting.poll() is None
+        assert press(approve).status_code == 200
+        out, err = waiting.communicate(timeout=15)
+    finally:
+        end_process(waiting)  # even when an assertion failed: it would wait 150 s
     assert waiting.returncode == 0, err
     assert json.loads(out)["state"] == "approved"
     assert request_id in err

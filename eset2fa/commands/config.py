@@ -45,7 +45,7 @@ def set_(
 
     inv = invocation(ctx)
     settings.parse_value(key, value)  # a bad key or value fails before --as asks for a password
-    result = settings.set_value(inv.store, inv.actor, key, value)
+    result = settings.set_value(inv.store_for_change, inv.actor, key, value)
     inv.output.result(result, lambda: inv.output.message(f"{key} = {result['value']}"))
 
 
@@ -70,7 +70,7 @@ def set_secret(
         raise UsageError(f"{key} is not a secret.", f"Use `eset2fa config set {key} VALUE`.")
     actor = inv.actor
     value = inv.read_secret(f"Value for {key}", from_stdin=not stdin_is_terminal())
-    result = settings.set_secret(inv.store, actor, key, value)
+    result = settings.set_secret(inv.store_for_change, actor, key, value)
     inv.output.result(result, lambda: inv.output.message(f"{key} stored (encrypted)"))
 
 
@@ -84,5 +84,5 @@ def unset(ctx: typer.Context, key: str = typer.Argument(..., help="The setting."
     from eset2fa.ops import settings
 
     inv = invocation(ctx)
-    result = settings.unset(inv.store, inv.actor, key)
+    result = settings.unset(inv.store_for_change, inv.actor, key)
     inv.output.result(result, lambda: inv.output.message(f"{key} back to its default"))

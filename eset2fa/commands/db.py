@@ -174,6 +174,7 @@ def backups(
     from eset2fa.ops.backups import list_backups
 
     inv = invocation(ctx)
+    inv.require_store_file()  # a mistyped --db is exit 9, not an empty list
     rows = list_backups(inv.db_path, verify=not no_verify)
 
     def human() -> None:

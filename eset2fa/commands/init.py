@@ -13,8 +13,10 @@ def init(
     """Create the store (database, schema) and the built-in Administrator account.
 
     Without --password-stdin you are asked for the password on a terminal (empty input generates
-    one); without a terminal a password is generated and printed once on stderr. Other commands
-    create the store the same way on first use.
+    one); without a terminal a password is generated and printed once on stderr. The store and
+    any directories made for it are private to you (0600 / 0700). Only init creates a store at a
+    path given with --db or ESET2FA_DB; on the default path, the first command that changes users
+    or settings also creates it. Reads and `auth` never create one.
 
     Example:
         eset2fa init

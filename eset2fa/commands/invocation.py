@@ -2,6 +2,15 @@
 
 Commands get it with `invocation(ctx)`. The store is opened, and `--as` authenticated, only when a
 command first asks, so `--help` never touches the database or prompts.
+
+Two ways to ask for the store, so that a read can never create one (fail closed: a mistyped --db
+given to `auth verify` must not answer "unknown user" from a brand-new empty store):
+- `inv.store`: an existing store; a missing path or an empty file is exit 9 and nothing is made.
+  Reads, authentication, and changes that only make sense on an existing store use it.
+- `inv.store_for_change`: a command that changes users or settings; on the default path (no
+  --db, no ESET2FA_DB) the store is created at first use, with the Administrator and its
+  generated password shown once. A path given with --db or ESET2FA_DB is never created here:
+  only `eset2fa init` creates a store there.
 """
 
 from __future__ import annotations
@@ -36,8 +45,10 @@ class Invocation:
         as_otp: str | None = None,
         assume_yes: bool = False,
         output: Output | None = None,
+        db_is_default: bool = False,
     ) -> None:
         self.db_path = db_path
+        self.db_is_default = db_is_default  # no --db, no ESET2FA_DB: may be created at first use
         self.json_mode = json_mode
         self.as_name = as_name
         self.as_password_stdin = as_password_stdin
@@ -50,16 +61,33 @@ class Invocation:
     # -- store --------------------------------------------------------------------------------
     @property
     def store(self):
-        store = self._open_store()
+        """The existing store; never created (a missing or empty file is exit 9)."""
+        return self._authenticated(self._open_store(create=False))
+
+    @property
+    def store_for_change(self):
+        """The store for a command that changes users or settings: on the default path it is
+        created at first use; a --db / ESET2FA_DB path must already hold one (`eset2fa init`)."""
+        return self._authenticated(self._open_store(create=self.db_is_default))
+
+    def require_store_file(self) -> None:
+        """Exit 9 unless a store file is there, for commands that read the path without opening
+        it through the Invocation (`db backups`, `doctor`); nothing is opened or created."""
+        if self._store is None:
+            from eset2fa.db.connection import require_store_file
+
+            require_store_file(self.db_path)
+
+    def _authenticated(self, store):
         if self.as_name is not None and self._actor is None:
             _ = self.actor  # --as authenticates before anything is read, not only for changes
         return store
 
-    def _open_store(self):
+    def _open_store(self, *, create: bool = False):
         if self._store is None:
             from eset2fa.db import open_store
 
-            self._store = open_store(self.db_path)
+            self._store = open_store(self.db_path, create=create)
             if self._store.created:
                 self._bootstrap()
         return self._store
@@ -99,7 +127,7 @@ class Invocation:
                     f"Password for {self.as_name}", from_stdin=self.as_password_stdin
                 )
                 self._actor = authenticate_actor(
-                    self._open_store(),
+                    self._open_store(create=False),  # no store: nobody to authenticate
                     self.as_name,
                     password,
                     otp=self.as_otp,

@@ -66,7 +66,9 @@ def add(
     console_users.validate_name(name)
     actor = inv.actor
     password = inv.read_secret(f"Password for {name}", from_stdin=True) if password_stdin else None
-    status = console_users.add_user(inv.store, actor, name, group=group, password=password)
+    status = console_users.add_user(
+        inv.store_for_change, actor, name, group=group, password=password
+    )
     inv.output.result(
         status,
         lambda: inv.output.message(
@@ -82,7 +84,7 @@ def _add_from_file(inv, source: str, group: str | None) -> None:
         console_users.validate_name(group, "group name")
     entries, rejected = console_users.parse_user_lines(read_lines(source))
     actor = inv.actor
-    store = inv.store
+    store = inv.store_for_change
     with inv.output.progress(len(entries), "Adding users") as advance:
         results = console_users.add_users_bulk(
             store, actor, entries, default_group=group, progress=advance
@@ -235,9 +237,9 @@ def delete(ctx: typer.Context, name: str = user_name_argument()) -> None:
 
     inv = invocation(ctx)
     actor = inv.actor
-    console_users.require_user(inv.store, name)  # not found before asking
+    console_users.require_user(inv.store_for_change, name)  # not found before asking
     inv.confirm(f"Delete user {name}?")
-    result = console_users.delete_user(inv.store, actor, name)
+    result = console_users.delete_user(inv.store_for_change, actor, name)
     inv.output.result(result, lambda: inv.output.message(f"Deleted user {result['name']}"))
 
 
@@ -258,7 +260,7 @@ def grant(
 
     inv = invocation(ctx)
     result = console_users.grant(
-        inv.store, inv.actor, grantee, write_user=write, write_group=write_group
+        inv.store_for_change, inv.actor, grantee, write_user=write, write_group=write_group
     )
     inv.output.result(
         result,
@@ -285,7 +287,7 @@ def revoke(
 
     inv = invocation(ctx)
     result = console_users.revoke(
-        inv.store, inv.actor, grantee, write_user=write, write_group=write_group
+        inv.store_for_change, inv.actor, grantee, write_user=write, write_group=write_group
     )
     inv.output.result(
         result,

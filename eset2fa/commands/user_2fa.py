@@ -117,7 +117,7 @@ def enable(
     inv = invocation(ctx)
     selected = _names_from(inv, names, from_file)
     actor = inv.actor
-    store = inv.store
+    store = inv.store_for_change
     single = selected is not None and len(selected) == 1 and from_file is None
     total = enrollment.count_targets(store, selected, group, all_users)
     with inv.output.progress(total, "Enabling 2FA") as advance:
@@ -193,7 +193,7 @@ def disable(
     inv = invocation(ctx)
     selected = _names_from(inv, names, from_file)
     actor = inv.actor
-    store = inv.store
+    store = inv.store_for_change
     if from_file is not None:
         source = "standard input" if from_file == "-" else from_file
         what = f"the {len(selected or [])} user(s) listed in {source}"
@@ -231,7 +231,7 @@ def unlock(ctx: typer.Context, name: str = user_name_argument()) -> None:
     from eset2fa import api
 
     inv = invocation(ctx)
-    result = api.unlock(inv.store, name, actor=inv.actor)
+    result = api.unlock(inv.store_for_change, name, actor=inv.actor)
     inv.output.result(
         result,
         lambda: inv.output.message(

@@ -56,13 +56,13 @@ def reset_password(
 
     inv = invocation(ctx)
     actor = inv.actor
-    console_users.require_user(inv.store, name)  # not found before asking for a password
+    console_users.require_user(inv.store_for_change, name)  # not found before asking for a password
     password = None
     if password_stdin:
         password = inv.read_secret(f"New password for {name}", from_stdin=True)
     elif stdin_is_terminal() and not inv.json_mode:
         password = _prompt_new_password(name)
-    result, generated = password_reset.reset_password(inv.store, actor, name, password)
+    result, generated = password_reset.reset_password(inv.store_for_change, actor, name, password)
 
     def human() -> None:
         inv.output.message(f"Password of [bold]{result['name']}[/] reset")
@@ -125,7 +125,7 @@ def reset_token(
 
     inv = invocation(ctx)
     if confirm is None:
-        result = token_reset.request_reset(inv.store, inv.actor, name)
+        result = token_reset.request_reset(inv.store_for_change, inv.actor, name)
 
         def sent() -> None:
             inv.output.message(f"Backup taken first: {result['backup']}")
@@ -141,7 +141,9 @@ def reset_token(
         inv.output.result(result, sent)
         return
     actor = inv.actor
-    result = token_reset.confirm_reset(inv.store, actor.label, name, confirm, actor=actor)
+    result = token_reset.confirm_reset(
+        inv.store_for_change, actor.label, name, confirm, actor=actor
+    )
 
     def confirmed() -> None:
         inv.output.message(
@@ -185,7 +187,7 @@ def recover(
             "Say what was lost: --lost-phone.",
             f"Example: eset2fa user recover {name} --lost-phone --yes",
         )
-    result = recover_lost_phone(inv.store, inv.actor, name, inv.confirm)
+    result = recover_lost_phone(inv.store_for_change, inv.actor, name, inv.confirm)
 
     def human() -> None:
         inv.output.message(f"Backup taken first: {result['backup']}")
@@ -234,7 +236,7 @@ def recovery_codes(
             ),
         )
         return
-    result, codes = codes_core.regenerate(inv.store, inv.actor, name)
+    result, codes = codes_core.regenerate(inv.store_for_change, inv.actor, name)
 
     def human() -> None:
         inv.output.message(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 from eset2fa.db.migrations import LATEST_VERSION, MIGRATIONS
-from eset2fa.errors import NotFound, StorageError
+from eset2fa.errors import StorageError
 
 APPLICATION_ID = 0x45324641  # "E2FA": marks the file as ours in the SQLite header
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -82,9 +83,21 @@ class Store:
         self.conn.close()
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
+    target: str | Path = path
+    if must_exist:
+        # SQLite creates a missing file on connect; mode=rw makes it fail instead, so a file
+        # removed after the caller checked it is an error, not a new empty database.
+        name = str(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        if name.startswith("//"):  # "file://x" would name a host
+            name = "/" + name.lstrip("/")
+        target = f"file:{name}?mode=rw"
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        target,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,
+        check_same_thread=False,
+        uri=must_exist,
     )
     conn.row_factory = sqlite3.Row
     return conn
@@ -103,8 +116,46 @@ def _create_file(path: Path) -> bool:
         return False
     except OSError as exc:
         raise _cannot_create(path, exc) from None
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o600)  # the mode given to open() is filtered through the umask
+    finally:
+        os.close(fd)
     return True
+
+
+def _make_private(path: Path) -> None:
+    """An existing empty file about to become the store (`touch`, `mktemp`): owner-only first."""
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise _cannot_create(path, exc) from None
+
+
+def no_store(path: Path, why: str = "") -> StorageError:
+    """The one error for "there is no store here" (exit 9): a read never creates one."""
+    return StorageError(
+        f"No eset2fa database at {path}{why}.",
+        "Check --db and ESET2FA_DB; create a store with `eset2fa init`, or restore a backup "
+        "with `eset2fa db restore BACKUP`.",
+    )
+
+
+def require_store_file(path: Path) -> None:
+    """Refuse a path that holds no store: missing, a directory, or an empty file (exit 9).
+
+    Touches nothing: what a read-only command checks before it opens the file (SQLite would
+    create a missing file, and happily treat an empty one as an empty database).
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise no_store(path) from None
+    except NotADirectoryError:
+        raise no_store(path, " (a parent of it is a file, not a directory)") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise StorageError(f"{path} is a directory, not a database file.", _RESTORE_HINT)
+    if info.st_size == 0:
+        raise no_store(path, " (the file is empty)")
 
 
 def _cannot_create(path: Path, exc: OSError) -> StorageError:
@@ -139,22 +190,33 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> tuple[int, int]:
 
 
 def open_store(path: Path, *, create: bool = True) -> Store:
-    """Open (and on first use create) the store at `path`, migrating it to the latest schema."""
+    """Open the store at `path`, migrating it to the latest schema.
+
+    With create=True a missing or empty file becomes a new store (mode 0600, in 0700 directories
+    made as needed), `created` says so. With create=False nothing is created: a missing path, an
+    empty file or an SQLite file without eset2fa's schema is StorageError (exit 9), untouched.
+    """
     path = Path(path)
     created = False
-    if not path.exists():
-        if not create:
-            raise NotFound(f"No eset2fa database at {path}.", "Run `eset2fa init` to create one.")
+    if not create:
+        require_store_file(path)
+    elif not path.exists():
         created = _create_file(path)
     elif path.is_dir():
         raise StorageError(f"{path} is a directory, not a database file.", _RESTORE_HINT)
+    elif path.stat().st_size == 0:
+        _make_private(path)
 
     try:
-        conn = _connect(path)
+        conn = _connect(path, must_exist=not create)
     except sqlite3.Error as exc:
+        if not create and not path.exists():
+            raise no_store(path) from None  # removed since it was checked
         raise StorageError(f"Cannot open {path}: {exc}.", "Check the file's permissions.") from exc
     try:
         app_id, version = _inspect(conn, path)
+        if version == 0 and not create:
+            raise no_store(path, " (an SQLite file without eset2fa's schema)")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(
             "PRAGMA synchronous = FULL"
