@@ -108,10 +108,10 @@ def open_store(
 ) -> Store:
     """Open the eset2fa store at `path` (migrating an older schema); close it with `.close()`.
 
-    Without `create`, a missing file is `NotFound` (nothing is created). With `create=True` a
-    missing store is created as the CLI does on first use (file mode 0600), with the built-in
-    Administrator, whose password is `administrator_password` or, if None, a random one that is
-    shown to nobody (set one with `eset2fa user reset-password Administrator`).
+    Without `create`, a missing or empty file is `StorageError` (exit 9; nothing is created).
+    With `create=True` a missing store is created as the CLI does on first use (file mode 0600),
+    with the built-in Administrator, whose password is `administrator_password` or, if None, a
+    random one that is shown to nobody (set one with `eset2fa user reset-password Administrator`).
     Calls `eset2fa.db.open_store` and `accounts.console_users.ensure_administrator`.
     """
     from pathlib import Path

@@ -17,7 +17,7 @@ from totp_helpers import enroll, totp_now
 
 import eset2fa
 from eset2fa import api
-from eset2fa.errors import Locked, NotFound, PermissionDenied, StateConflict
+from eset2fa.errors import Locked, NotFound, PermissionDenied, StateConflict, StorageError
 
 ROOT = Path(eset2fa.__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -67,9 +67,9 @@ def test_readme_examples_run_against_a_store(cli, store, db_path, sql, capsys):
 
 def test_open_store_never_creates_unless_asked(tmp_path):
     missing = tmp_path / "nowhere" / "eset2fa.db"
-    with pytest.raises(NotFound) as error:
+    with pytest.raises(StorageError) as error:  # fail closed: no store is exit 9 (issue 9)
         api.open_store(missing)
-    assert error.value.exit_code == 3
+    assert error.value.exit_code == 9
     assert not missing.exists() and not missing.parent.exists()
 
     store = api.open_store(missing, create=True, administrator_password="Adm1n-passw0rd!")
@@ -235,8 +235,10 @@ def test_user_status_and_auth_verify_do_not_import_more_than_before(tmp_path):
     """The cold-start commands import eset2fa.api, which must not bring in the core it wraps
     until called: `user status` still never loads the TOTP or crypto modules."""
     env = {**os.environ, "ESET2FA_DB": str(tmp_path / "s.db")}
-    subprocess.run(
-        [sys.executable, "-m", "eset2fa", "user", "list"],
+    subprocess.run(  # only init creates a store at an explicit path (issue 9)
+        [sys.executable, "-m", "eset2fa", "init", "--password-stdin"],
+        input="Adm1n-passw0rd!\n",
+        text=True,
         env=env,
         check=True,
         timeout=60,

@@ -14,7 +14,8 @@ import pytest
 from test_enrollment import add_users
 from totp_helpers import enroll
 
-pytestmark = pytest.mark.usefixtures("env_master_key")
+# Only `init` creates a store at an explicit --db path (issue 9): each test starts from one.
+pytestmark = pytest.mark.usefixtures("env_master_key", "store")
 
 
 def _states(sql) -> dict[str, str]:

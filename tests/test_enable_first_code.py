@@ -7,7 +7,8 @@ import pytest
 from test_auth import Terminal
 from totp_helpers import secret_of, totp_now
 
-pytestmark = pytest.mark.usefixtures("env_master_key")
+# Only `init` creates a store at an explicit --db path (issue 9): each test starts from one.
+pytestmark = pytest.mark.usefixtures("env_master_key", "store")
 
 
 def _enable_on_a_terminal(cli, db_path) -> tuple[Terminal, str]:

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from eset2fa.cli import app
 
-pytestmark = pytest.mark.usefixtures("env_master_key")
+# Only `init` creates a store at an explicit --db path (issue 9): each test starts from one.
+pytestmark = pytest.mark.usefixtures("env_master_key", "store")
 
 
 @pytest.fixture
@@ -27,10 +28,11 @@ def narrow(monkeypatch):
 
 
 @pytest.fixture
-def deep_db(tmp_path):
+def deep_db(tmp_path, cli):
     """A store whose backups have paths far longer than 80 columns."""
     folder = tmp_path / ("backups-of-the-helpdesk-two-factor-store-" + "x" * 40)
     folder.mkdir()
+    assert cli("init", db=folder / "store.db").exit_code == 0  # only init creates it (issue 9)
     return folder / "store.db"
 
 
@@ -65,8 +67,8 @@ def test_messages_in_a_pipe_are_not_broken_across_lines(cli, narrow, deep_db):
     assert made.exit_code == 0
     (line,) = _lines_holding(made.stdout, "Backup written to")
     assert line.startswith("Backup written to /") and line.endswith("-before-upgrade.db")
-    created = cli("user", "list", db=deep_db.with_name("new.db"))
-    assert _lines_holding(created.stderr, "Created a new eset2fa store at")[0].endswith("new.db")
+    created = cli("init", db=deep_db.with_name("new.db"))  # only init creates one here (issue 9)
+    assert _lines_holding(created.stdout + created.stderr, "eset2fa store at")[0].endswith("new.db")
 
 
 def test_audit_list_in_a_pipe_holds_whole_times_and_details(cli, narrow, deep_db):

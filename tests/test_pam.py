@@ -202,7 +202,7 @@ def test_this_rejection_locks_the_account(cli, alice, db_path):
 def test_missing_store_fails_and_is_not_created(tmp_path):
     db = tmp_path / "nothing-here" / "eset2fa.db"
     result = run_pam(db, "alice", b"123456\0")
-    assert result.returncode == 3
+    assert result.returncode == 9  # no store is a storage error, as everywhere (issue 9)
     assert b"No eset2fa database" in result.stderr
     assert not db.parent.exists()
 
@@ -213,7 +213,7 @@ def test_without_db_it_reads_the_system_store_and_never_creates_it():
     if Path(DEFAULT_DB).exists():
         pytest.skip(f"{DEFAULT_DB} exists on this machine; not touching it")
     result = run_pam(None, "alice", b"123456\0")
-    assert result.returncode == 3
+    assert result.returncode == 9
     assert DEFAULT_DB.encode() in result.stderr
     assert not Path(DEFAULT_DB).exists()
 
@@ -444,8 +444,8 @@ def test_auth_verify_takes_exactly_one_code_source(cli, alice, sql):
 def test_auth_verify_never_creates_the_store(cli, tmp_path):
     db = tmp_path / "absent" / "store.db"
     result = cli("auth", "verify", "alice", "--code-stdin", "--json", input="123456\n", db=db)
-    assert result.exit_code == 3
-    assert result.json()["error"]["code"] == "not_found"
+    assert result.exit_code == 9  # fail closed: no store is a storage error (issue 9)
+    assert result.json()["error"]["code"] == "storage"
     assert not db.parent.exists()
 
 

@@ -48,7 +48,7 @@ def verify(
     --code-stdin reads the code from standard input, so it never shows in `ps` or shell history
     (pam_exec's `expose_authtok` format, the code and a NUL byte, works too). --recovery-code
     checks one of the user's recovery codes instead (each works once; see
-    `eset2fa user recovery-codes`). A missing store is exit 3: verifying never creates one.
+    `eset2fa user recovery-codes`). A missing store is exit 9: verifying never creates one.
 
     Example:
         eset2fa auth verify alice 123456 && echo "welcome"
@@ -56,7 +56,6 @@ def verify(
         echo "$CODE" | eset2fa auth verify alice --code-stdin
         eset2fa auth verify alice --recovery-code 7KQ2M-XW9RD
     """
-    from eset2fa.db import open_store
     from eset2fa.errors import UsageError
 
     inv = invocation(ctx)
@@ -70,8 +69,6 @@ def verify(
     if code_stdin:
         # pam_exec writes the code and a NUL byte, a shell a line: the code ends at either.
         code = inv.read_secret("The one-time password", from_stdin=True).split("\0", 1)[0]
-    # Fail closed: a verification never creates a store (it would hold no such user anyway).
-    inv.use_store(open_store(inv.db_path, create=False))
     if recovery_code is not None:
         result = api.verify_recovery_code(inv.store, name, recovery_code).to_dict()
     else:
