@@ -82,10 +82,26 @@ class Store:
         self.conn.close()
 
 
+class StoreConnection(sqlite3.Connection):
+    """The store's connection: sqlite3's, plus the database path and weak references.
+
+    Code that is handed only the connection (the audit chain appends its rows inside the caller's
+    transaction) finds the store's key through these: `db_path` locates the key file, and the
+    loaded key is cached per connection in a weak mapping (eset2fa.secrets.keys).
+    """
+
+    __slots__ = ("__weakref__", "db_path")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        path,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=StoreConnection,
     )
+    conn.db_path = path
     conn.row_factory = sqlite3.Row
     return conn
 
