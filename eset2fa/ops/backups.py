@@ -125,6 +125,11 @@ def create_backup(
         raise UsageError(f"Unknown check {check!r}.", "Use 'full' or 'quick'.")
     actor = actor or local_operator()
     reason = reason.strip() or DEFAULT_REASON
+    # The audit row written at the end is keyed with the store's key: without the key, fail now
+    # (exit 9) rather than after a backup was written.
+    from eset2fa.secrets import keys
+
+    keys.for_store(store, create=True)
     moment = datetime.now(UTC)
     final, in_default_dir = _final_path(store.path, to, reason, moment)
     tmp = files.partial_path(final)
