@@ -74,7 +74,9 @@ def test_backup_is_verified_private_and_described_by_its_manifest(cli, store, sq
     assert manifest["users"] == 2 == count_users(path)
     assert manifest["reason"] == "Before the Upgrade!"
     assert manifest["schema_version"] == sql("PRAGMA user_version")[0][0]
-    assert manifest["key_fingerprint"] is None  # this store has no key yet
+    # a store has its key from its creation (its first audited change)
+    (fingerprint,) = sql("SELECT value FROM meta WHERE key = 'key_fingerprint'")[0]
+    assert manifest["key_fingerprint"] == fingerprint
     assert manifest["eset2fa_version"]
     # the backup is one self-contained file, not a WAL database needing its -wal
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
@@ -85,11 +87,13 @@ def test_backup_is_verified_private_and_described_by_its_manifest(cli, store, sq
     assert r.exit_code == 0 and "Backup written to" in r.stdout and "backups" in r.stdout
 
 
-def test_backup_records_the_key_fingerprint(cli, store, monkeypatch):
+def test_backup_records_the_key_fingerprint(cli, db_path, monkeypatch):
     from eset2fa.db import open_store
     from eset2fa.secrets import keys
 
     monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"k" * 32))
+    store = db_path  # created with the key from ESET2FA_KEY (a store gets its key at creation)
+    assert cli("user", "list").exit_code == 0
     opened = open_store(store)
     fingerprint = keys.load_key(opened.conn, store, create=True).fingerprint
     opened.close()

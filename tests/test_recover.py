@@ -125,13 +125,10 @@ def test_permission_denied_with_as_and_failed_backup(cli, store):
     assert users_snapshot(store) == before
 
 
-def test_without_the_key_nothing_is_backed_up_sent_or_changed(cli, store, sql, monkeypatch):
-    import base64
-    import os
-
-    monkeypatch.setenv("ESET2FA_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+def test_without_the_key_nothing_is_backed_up_sent_or_changed(cli, store, sql):
     active_user(cli)
-    monkeypatch.delenv("ESET2FA_KEY")
+    # The store has its key from its creation (the key file here): take it away.
+    store.with_name(store.name + ".key").unlink()
     before = users_snapshot(store)
     assert cli("user", "recover", "alice", "--lost-phone", "--yes").exit_code == 9
     assert cli("user", "reset-token", "alice").exit_code == 9

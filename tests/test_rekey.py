@@ -96,14 +96,18 @@ def test_rekey_with_key_file(cli, db_path, sql, monkeypatch):
     assert [r[0] for r in sql("SELECT action FROM audit WHERE action = 'db.rekey'")] == ["db.rekey"]
 
 
-def test_rekey_with_keyring(cli, db_path, memory_keyring):
+def test_rekey_with_keyring(cli, db_path, memory_keyring, sql):
     alice = enroll(cli, "alice")
     assert not db_path.with_name(db_path.name + ".key").exists()
     ((entry, old_value),) = memory_keyring.entries.items()
     result = cli("db", "rekey", "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["key_source"] == "keyring"
-    assert memory_keyring.entries[entry] != old_value
+    # The new key went to its own entry, named by the key id the store now names; the old entry
+    # was removed after the commit.
+    key_id = _key_meta(sql)["key_id"]
+    ((new_entry, new_value),) = memory_keyring.entries.items()
+    assert new_entry == (entry[0], f"{entry[1]}-{key_id}") and new_value != old_value
     assert cli("auth", "verify", "alice", totp_now(alice)).exit_code == 0
 
 
@@ -127,7 +131,15 @@ def test_rekey_with_a_wrong_key_changes_nothing(cli, db_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in db_path.parent.glob(db_path.name + "*")} == before
 
 
-def test_rekey_without_a_key_yet_is_a_state_conflict(cli, store):
+def test_rekey_without_a_key_yet_is_a_state_conflict(cli, store, sql):
+    # A store gets its key at creation now; one made by an earlier eset2fa may still have none.
+    import sqlite3
+
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key LIKE 'key_%'")
+    conn.close()
+    store.with_name(store.name + ".key").unlink()
     result = cli("db", "rekey", "--yes", "--json")
     assert result.exit_code == 6
     assert "nothing to re-encrypt" in result.json()["error"]["message"]

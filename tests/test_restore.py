@@ -134,11 +134,13 @@ def test_a_backup_changed_since_its_manifest_is_refused(cli, store, backup):
     assert live_bytes(store) == before
 
 
-def test_restore_with_the_wrong_key_is_refused(cli, store, monkeypatch):
+def test_restore_with_the_wrong_key_is_refused(cli, db_path, monkeypatch):
     from eset2fa.db import open_store
 
     right, wrong = keys.encode_key(b"r" * 32), keys.encode_key(b"w" * 32)
     monkeypatch.setenv("ESET2FA_KEY", right)
+    store = db_path  # created with `right` (a store gets its key at creation)
+    assert cli("user", "list").exit_code == 0
     opened = open_store(store)
     keys.load_key(opened.conn, store, create=True)
     opened.close()
@@ -194,8 +196,12 @@ def test_restore_is_refused_to_a_delegated_user(cli, store, backup):
     assert no_leftovers(store.parent)
 
 
-def test_restore_onto_a_machine_without_a_store(cli, backup, tmp_path):
+def test_restore_onto_a_machine_without_a_store(cli, store, backup, tmp_path):
     new_db = tmp_path / "new-host" / "eset2fa.db"
+    # The key travels apart from the backup (README): put it beside the new database first.
+    new_db.parent.mkdir(mode=0o700)
+    key_file = store.with_name(store.name + ".key")
+    new_db.with_name(new_db.name + ".key").write_bytes(key_file.read_bytes())
     r = cli("db", "restore", str(backup), "--yes", "--json", db=new_db)
     assert r.exit_code == 0, r.stderr
     assert r.json()["replaced"] is None

@@ -120,10 +120,15 @@ def test_replayed_code_is_rejected_and_counted(cli, sql):
 
 
 @pytest.mark.parametrize("code", ["12345", "1234567", "12 456", "abcdef", "١٢٣٤٥٦", ""])
-def test_malformed_code_rejected_before_any_crypto(cli, monkeypatch, code):
+def test_malformed_code_rejected_before_any_crypto(cli, db_path, code):
     enroll(cli)
-    # Another valid key: any decryption would fail with exit 9, so exit 1 shows none was tried.
-    monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"\x01" * 32))
+    # A sealed secret that opens with no key: any decryption would fail with exit 9, so exit 1
+    # shows none was tried. (Not a wrong key as before: the attempt's audit row needs the right
+    # one now that the chain is keyed.)
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE users SET secret = zeroblob(48) WHERE name = 'alice'")
+    conn.close()
     result = cli("auth", "verify", "alice", code, "--json")
     assert result.exit_code == 1
     assert result.json()["reason"] == "malformed"

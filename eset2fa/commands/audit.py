@@ -92,7 +92,12 @@ def list_(
 
 @app.command("verify")
 def verify(ctx: typer.Context) -> None:
-    """Recompute the audit hash chain; exit 1 if a row was edited or removed.
+    """Check the audit log's keyed hash chain; exit 1 if a row was edited, inserted or removed.
+
+    Each row's HMAC is keyed from the store's encryption key (needed here, exit 9 without it),
+    so a change is detected even if whoever made it re-computed the chain without the key. Not
+    detectable: the newest rows removed (the log cut short at its end), and changes by someone
+    who holds the key.
 
     Example:
         eset2fa audit verify --json
@@ -101,14 +106,31 @@ def verify(ctx: typer.Context) -> None:
 
     inv = invocation(ctx)
     report = audit_chain.verify_chain(inv.store)
-    inv.output.result(
-        report,
-        lambda: inv.output.message(
-            f"Audit chain intact ({report['rows_checked']} rows)"
-            if report["ok"]
-            else f"[bold red]Audit chain broken[/] at row {report['first_bad_id']} "
-            f"({report['rows_checked']} rows before it are intact)"
-        ),
-    )
+
+    def human() -> None:
+        if report["ok"]:
+            inv.output.message(
+                f"Audit chain intact ({report['rows_checked']} rows"
+                + (", keyed with this store's key)" if report["keyed"] else ", not keyed yet)")
+            )
+        elif report["broken_before_keyed"]:
+            inv.output.message(
+                f"[bold red]Audit chain broken[/] at row {report['first_bad_id']}: it was already "
+                "broken when the chain was keyed"
+            )
+        else:
+            inv.output.message(
+                f"[bold red]Audit chain broken[/] at row {report['first_bad_id']} "
+                f"({report['rows_checked']} rows before it are intact)"
+            )
+        for upgrade in report["keyed_from"]:
+            inv.output.message(
+                f"The {upgrade['rows']} rows before row {upgrade['id']} were written before the "
+                f"chain was keyed; they were re-keyed as found on {upgrade['at']}."
+            )
+        inv.output.message(f"Detects: {report['detects']}.")
+        inv.output.message(f"Cannot detect: {report['cannot_detect']}.")
+
+    inv.output.result(report, human)
     if not report["ok"]:
         raise typer.Exit(1)

@@ -72,10 +72,11 @@ def migrate(ctx: typer.Context) -> None:
 def rekey(ctx: typer.Context) -> None:
     """Re-encrypt every stored secret with a new encryption key, in one transaction.
 
-    The new key replaces the old one where it lived: the key file (replaced atomically) or the
-    OS keyring. If the key comes from ESET2FA_KEY, the new key is printed once on stderr: update
-    the variable before the next command. Backups taken before still need the OLD key.
-    Asks first unless --yes.
+    The new key is stored under a new key id where the old one lived (the key file, or the OS
+    keyring) before the switch, and the old key is removed after it, so a crash at any moment
+    leaves a key that opens the store. If the key comes from ESET2FA_KEY, the new key is printed
+    once on stderr: update the variable when the command has succeeded. Backups taken before
+    still need the OLD key. Asks first unless --yes.
 
     Example:
         eset2fa db backup && eset2fa db rekey --yes
@@ -86,19 +87,24 @@ def rekey(ctx: typer.Context) -> None:
     actor = inv.actor
     store = inv.store
     inv.confirm("Re-encrypt all secrets with a new encryption key?")
-    report = rekey_store(store, actor)
-    if report.new_key_for_env:
+
+    def announce(new_key: str) -> None:
+        # Printed just before the commit: a kill after it still leaves the key on the screen.
         inv.output.notice(
-            "New key (shown once; set it before the next command):\n"
-            f"ESET2FA_KEY={report.new_key_for_env}"
+            "New key (shown once; the store needs it once this command reports success, "
+            "until then the old one):\n"
+            f"ESET2FA_KEY={new_key}"
         )
+
+    report = rekey_store(store, actor, announce_env_key=announce)
     result = report.to_dict()
     inv.output.result(
         result,
         lambda: inv.output.message(
             f"Re-encrypted {result['users']} user secret(s) and {result['settings']} setting(s);"
             f" key {result['old_fingerprint']} -> {result['new_fingerprint']}"
-            f" ({result['key_source']})"
+            f" ({result['key_source']}"
+            + (f", key id {result['key_id']})" if result["key_id"] else ")")
         ),
     )
 

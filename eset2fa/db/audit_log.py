@@ -8,7 +8,7 @@ describes commit together or not at all.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 # The chain's last hash. The verification path reads it as a sub-select of its user query
 # (eset2fa.db.users), saving a round trip on every attempt.
@@ -70,6 +70,21 @@ def chain(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:
         "SELECT id, at, actor, action, target, result, details, prev_hash, hash"
         " FROM audit ORDER BY id"
     )
+
+
+def chain_page(conn: sqlite3.Connection, *, after_id: int, limit: int) -> list[sqlite3.Row]:
+    """The next `limit` rows after `after_id` with their hashes, oldest first (keyset pages: the
+    rows are re-hashed between pages, which a cursor left open on the table must not see)."""
+    return conn.execute(
+        "SELECT id, at, actor, action, target, result, details, prev_hash, hash"
+        " FROM audit WHERE id > ? ORDER BY id LIMIT ?",
+        (after_id, limit),
+    ).fetchall()
+
+
+def set_hashes(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, int]]) -> None:
+    """(prev_hash, hash, id) per row: the chain re-computed (keyed) over unchanged rows."""
+    conn.executemany("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", rows)
 
 
 def count(conn: sqlite3.Connection) -> int:

@@ -83,6 +83,17 @@ class Store:
         self.conn.close()
 
 
+class StoreConnection(sqlite3.Connection):
+    """The store's connection: sqlite3's, plus the database path and weak references.
+
+    Code that is handed only the connection (the audit chain appends its rows inside the caller's
+    transaction) finds the store's key through these: `db_path` locates the key file, and the
+    loaded key is cached per connection in a weak mapping (eset2fa.secrets.keys).
+    """
+
+    __slots__ = ("__weakref__", "db_path")
+
+
 def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
     target: str | Path = path
     if must_exist:
@@ -98,7 +109,9 @@ def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
         isolation_level=None,
         check_same_thread=False,
         uri=must_exist,
+        factory=StoreConnection,
     )
+    conn.db_path = path
     conn.row_factory = sqlite3.Row
     return conn
 

@@ -1,4 +1,4 @@
-"""The `meta` table: facts about the store itself (its id, the key check value, the key source)."""
+"""The `meta` table: facts about the store itself (its id, key check value, which key it uses)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,7 @@ def add_if_missing(conn: sqlite3.Connection, key: str, value: str) -> str:
 
 def put(conn: sqlite3.Connection, values: dict[str, str]) -> None:
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+
+
+def delete(conn: sqlite3.Connection, key: str) -> None:
+    conn.execute("DELETE FROM meta WHERE key = ?", (key,))

@@ -185,6 +185,16 @@ def m0006_audit_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0009_keyed_hashes(conn: sqlite3.Connection) -> None:
+    # From this version `audit.hash` is an HMAC under a subkey of the store's key, and each
+    # `code_hash` is HMAC(codes subkey, HMAC(salt, code)) (eset2fa.secrets.integrity). No column
+    # changes: the rows are re-keyed the first time the key is loaded, because a migration runs
+    # without the key. The version bump is the point: an older eset2fa now refuses this store
+    # (newer schema) instead of appending unkeyed audit rows or code hashes that would no longer
+    # verify, or misreading a key file that holds key ids.
+    del conn
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
@@ -192,6 +202,7 @@ MIGRATIONS: list[Migration] = [
     ("0004_recovery", m0004_recovery),
     ("0005_outbox_sealed", m0005_outbox_sealed),
     ("0006_audit_indexes", m0006_audit_indexes),
+    ("0009_keyed_hashes", m0009_keyed_hashes),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -43,3 +43,13 @@ def unused(conn: sqlite3.Connection, user_id: int) -> list[sqlite3.Row]:
 
 def mark_used(conn: sqlite3.Connection, code_id: int, used_at: str) -> None:
     conn.execute("UPDATE recovery_codes SET used_at = ? WHERE id = ?", (used_at, code_id))
+
+
+def all_hashes(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(id, code_hash) of every stored code, used or not (re-keying the hashes)."""
+    return conn.execute("SELECT id, code_hash FROM recovery_codes ORDER BY id").fetchall()
+
+
+def set_hashes(conn: sqlite3.Connection, rows: Iterable[tuple[str, int]]) -> None:
+    """(code_hash, id) per code."""
+    conn.executemany("UPDATE recovery_codes SET code_hash = ? WHERE id = ?", rows)

@@ -51,3 +51,13 @@ def delete_for_users(conn: sqlite3.Connection, user_ids: Iterable[int]) -> None:
     conn.executemany(
         "DELETE FROM token_resets WHERE user_id = ?", ((user_id,) for user_id in user_ids)
     )
+
+
+def all_hashes(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+    """(user_id, code_hash) of every pending reset (re-keying the hashes)."""
+    return conn.execute("SELECT user_id, code_hash FROM token_resets ORDER BY user_id").fetchall()
+
+
+def set_hashes(conn: sqlite3.Connection, rows: Iterable[tuple[str, int]]) -> None:
+    """(code_hash, user_id) per pending reset."""
+    conn.executemany("UPDATE token_resets SET code_hash = ? WHERE user_id = ?", rows)

@@ -138,6 +138,11 @@ def create_backup(
     if to is not None:
         require_admin(actor, "write a backup to another place (--to)")
     reason = reason.strip() or DEFAULT_REASON
+    # The audit row written at the end is keyed with the store's key: without the key, fail now
+    # (exit 9) rather than after a backup was written.
+    from eset2fa.secrets import keys
+
+    keys.for_store(store, create=True)
     moment = datetime.now(UTC)
     final, in_default_dir = _final_path(store.path, to, reason, moment)
     tmp = files.partial_path(final)

@@ -36,12 +36,13 @@ def _key(store) -> dict:
     from eset2fa.secrets.keys import load_key
 
     if meta_rows.get(store.conn, "key_check") is None:
-        return _check("key", WARNING, "no key yet: one is created when a secret is first stored")
+        return _check("key", WARNING, "no key yet: one is created with the next change")
     try:
         master = load_key(store.conn, store.path)
     except Eset2faError as error:
         return _check("key", FAILED, error.message)
-    return _check("key", OK, f"from {master.source}, fingerprint {master.fingerprint}")
+    named = f", key id {master.key_id}" if master.key_id else ""
+    return _check("key", OK, f"from {master.source}{named}, fingerprint {master.fingerprint}")
 
 
 def configured_endpoints(conn) -> list[tuple[str, str | None, str]]:

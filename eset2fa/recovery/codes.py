@@ -6,10 +6,10 @@ resets the fail count like a good OTP; a wrong one counts toward the lockout lik
 locked user is refused even with a good code.
 
 Hashing (`eset2fa.secrets.code_hash`): HMAC-SHA256 with one random 16-byte salt per user's batch,
-not Argon2. A code has 10
-symbols from a 32-letter alphabet, 50 bits of entropy, so brute-forcing even a fast hash of it
-offline is out of reach (2^50 HMACs per code per salt), while checking a code stays one HMAC: the
-slow-hash cost is what protects low-entropy passwords, and these are not low-entropy.
+keyed with a subkey of the store's key, not Argon2. A code has 10 symbols from a 32-letter
+alphabet, 50 bits of entropy, and without the key a stolen database does not let anyone test a
+guess at all; checking a code stays two HMACs: the slow-hash cost is what protects low-entropy
+passwords, and these are not low-entropy.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from eset2fa.db import recovery_codes as code_rows
 from eset2fa.db import users as user_rows
 from eset2fa.errors import Eset2faError, Locked, NotFound, StateConflict
 from eset2fa.ops import audit_chain
-from eset2fa.secrets import code_hash
+from eset2fa.secrets import code_hash, keys
 from eset2fa.twofactor import lockout, policy
 from eset2fa.twofactor.totp import VerifyResult
 
@@ -57,6 +57,7 @@ def _new_code() -> str:
 
 def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
     """Replace NAME's recovery codes with 10 new ones; (result, the codes: shown once only)."""
+    codes_key = keys.for_store(store, create=True).codes_key
     with store.write() as conn:
         target = user_rows.get(conn, name)
         if actor.user_id != target["id"]:  # a user (password + OTP) may renew their own codes
@@ -69,7 +70,7 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
             )
         codes = [_new_code() for _ in range(COUNT)]
         salt = code_hash.new_salt()
-        hashes = [code_hash.hash_code(salt, normalize(code)) for code in codes]
+        hashes = [code_hash.hash_code(codes_key, salt, normalize(code)) for code in codes]
         replaced = code_rows.replace(conn, target["id"], salt, hashes, now_iso())
         audit_chain.record(
             conn,
@@ -97,6 +98,8 @@ def use_recovery_code(
     Raises NotFound, StateConflict (no 2FA) and Locked (even a good code is refused).
     """
     given = normalize(code)
+    # Loaded before the transaction, as verify_otp does: the audit row needs it in any case.
+    codes_key = keys.for_store(store, create=True).codes_key
     refusal: Eset2faError | None = None
     outcome: VerifyResult | None = None
     with store.write() as conn:
@@ -117,7 +120,7 @@ def use_recovery_code(
                 f"An administrator can run `eset2fa user unlock {row.name}`.",
             )
         else:
-            outcome = _decide(conn, row, given)
+            outcome = _decide(conn, row, given, codes_key)
             audit_chain.record(
                 conn,
                 actor or row.name,
@@ -136,13 +139,15 @@ def use_recovery_code(
     return outcome
 
 
-def _decide(conn: sqlite3.Connection, row: user_rows.VerifyRow, given: str | None) -> VerifyResult:
+def _decide(
+    conn: sqlite3.Connection, row: user_rows.VerifyRow, given: str | None, codes_key: bytes
+) -> VerifyResult:
     max_failures = policy.from_stored(row.window, row.max_failures).max_failures
     unused = code_rows.unused(conn, row.id)
     matched = None
     if given is not None and unused:
         salt = unused[0]["salt"]  # one salt per batch: one HMAC per attempt
-        candidate = code_hash.hash_code(salt, given)
+        candidate = code_hash.hash_code(codes_key, salt, given)
         for stored in unused:  # every stored hash is compared: no early exit
             if hmac.compare_digest(candidate, stored["code_hash"]):
                 matched = stored["id"]

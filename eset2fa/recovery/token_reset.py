@@ -2,19 +2,20 @@
 
 1. `request_reset`: a verified backup first (nothing else happens if it fails), then an 8-digit
    code from `secrets` is sent by SMS to the number stored for the user (there is no way to give
-   another one), and only then is the reset recorded: HMAC-SHA256 of the code with a random salt,
-   an expiry (`reset.code_ttl_seconds`) and an attempt limit (`reset.max_attempts`). If the SMS
-   cannot be delivered (exit 7) nothing is recorded, so there is never a pending reset whose code
-   nobody received; an earlier pending reset is replaced only once a new code went out.
+   another one), and only then is the reset recorded: the code's keyed hash (a random salt and a
+   subkey of the store's key, `eset2fa.secrets.code_hash`), an expiry (`reset.code_ttl_seconds`)
+   and an attempt limit (`reset.max_attempts`). If the SMS cannot be delivered (exit 7) nothing
+   is recorded, so there is never a pending reset whose code nobody received; an earlier pending
+   reset is replaced only once a new code went out.
 2. `confirm_reset`: the code is compared in constant time; every wrong code counts, the last
    allowed wrong code cancels the reset, an expired one is cancelled too. The right code provisions
    a new secret (the user becomes `pending` with a new QR code) in the same transaction that
    deletes the reset: the old secret works until that commit and never after.
 
-Why a fast salted hash (`eset2fa.secrets.code_hash`) is enough here: the code lives at most
-`reset.code_ttl_seconds`, online guessing is capped by the attempt limit, and whoever can read the
-database file is trusted anyway (the README's trust boundary). The hash keeps the code out of the
-file and out of backups.
+Why a fast hash (`eset2fa.secrets.code_hash`) is enough here: the code lives at most
+`reset.code_ttl_seconds` and online guessing is capped by the attempt limit. Offline, 10^8 codes
+would fall to any unkeyed hash in seconds; keyed with a subkey of the store's key, which is not in
+the file, a copy of the database or a backup does not let anyone test a single guess.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
     # The new secret needs the key at confirmation: without it, send no code (exit 9 now).
     from eset2fa.secrets import keys
 
-    keys.for_store(store)
+    codes_key = keys.for_store(store).codes_key
     backup_path = backup_first(store, f"reset-token {target['name']}", actor)
 
     ttl = settings.get(store.conn, "reset.code_ttl_seconds")
@@ -121,7 +122,7 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
         token_reset_rows.put(
             conn,
             target["id"],
-            code_hash=code_hash.hash_code(salt, code),
+            code_hash=code_hash.hash_code(codes_key, salt, code),
             salt=salt,
             phone=phone,
             created_at=to_iso(created),
@@ -164,6 +165,9 @@ def confirm_reset(
         target = user_rows.get(store.conn, name)
         permissions.require_write(store.conn, actor, target)
     given = _normalize(code)
+    from eset2fa.secrets import keys
+
+    codes_key = keys.for_store(store, create=True).codes_key
     refusal: Eset2faError | None = None
     result: dict | None = None
     with store.write() as conn:
@@ -189,7 +193,9 @@ def confirm_reset(
                 f"The token reset code for {target['name']} has expired; the reset is cancelled.",
                 f"Send a new code: eset2fa user reset-token {target['name']}",
             )
-        elif given is not None and code_hash.matches(reset["salt"], given, reset["code_hash"]):
+        elif given is not None and code_hash.matches(
+            codes_key, reset["salt"], given, reset["code_hash"]
+        ):
             token_reset_rows.delete(conn, target["id"])
             uri = reenroll(conn, store, target, "totp")
             audit_chain.record(

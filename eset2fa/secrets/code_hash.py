@@ -1,7 +1,16 @@
-"""One-time codes at rest (recovery codes, token reset codes): salted HMAC-SHA256, never the code.
+"""One-time codes at rest (recovery codes, token reset codes): keyed HMAC-SHA256, never the code.
 
-Written once here so both kinds of code are hashed and compared the same way: the stored form is
-the hex HMAC of the normalized code under a random salt, and a check compares in constant time.
+Written once here so both kinds of code are hashed and compared the same way. The stored form is
+
+    HMAC-SHA256(codes key, hex(HMAC-SHA256(salt, code)))
+
+where the salt is random and kept beside the hash, and the codes key is a subkey of the store's
+key (`MasterKey.codes_key`, HKDF label "one-time codes"), which never goes into the database. A
+stolen database or backup alone therefore cannot be used to test candidate codes offline: without
+the key no guess can be checked. The inner salted HMAC is what stores written before the codes key
+existed kept; the upgrade step wraps those stored values (`wrap`) without knowing the codes, and
+new codes go through the same two steps, so there is one rule for every stored hash.
+
 Why a fast hash suffices: these codes carry at least 26 bits of entropy, are single use and
 attempt-limited online; the slow-hash cost that protects passwords buys nothing for them.
 """
@@ -19,11 +28,21 @@ def new_salt() -> bytes:
     return os.urandom(SALT_BYTES)
 
 
-def hash_code(salt: bytes, code: str) -> str:
-    """The stored form of `code` (already normalized) under `salt`."""
+def salted(salt: bytes, code: str) -> str:
+    """The inner, unkeyed step (what stores kept before the codes key): hex HMAC(salt, code)."""
     return hmac.new(salt, code.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def matches(salt: bytes, code: str, stored: str) -> bool:
+def wrap(key: bytes, salted_hash: str) -> str:
+    """The stored form of an inner salted hash under the store's codes key."""
+    return hmac.new(key, salted_hash.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def hash_code(key: bytes, salt: bytes, code: str) -> str:
+    """The stored form of `code` (already normalized) under `salt` and the codes key `key`."""
+    return wrap(key, salted(salt, code))
+
+
+def matches(key: bytes, salt: bytes, code: str, stored: str) -> bool:
     """Constant-time check of `code` against one stored hash."""
-    return hmac.compare_digest(hash_code(salt, code), stored)
+    return hmac.compare_digest(hash_code(key, salt, code), stored)

@@ -1,18 +1,22 @@
 """`db rekey`: re-encrypt every secret with a new master key, in one transaction.
 
-The new key goes where the old one lived, ordered so that a failure at any step leaves a key that
-opens the database:
-- key file: the new key is written to `<key file>.new` first, the transaction commits, then the
-  file is renamed over the old one (a crash in between leaves both files; the hint says which);
-- keyring: the new key is stored before the commit and the old one put back if the commit fails;
-- ESET2FA_KEY: the process cannot change its caller's environment, so the new key is returned
-  for the command to print once (stderr) with the instruction to update the variable.
+Ordered so that a crash at any instant leaves the store with a key that opens it (README,
+"Encryption key"). The store names its key by id (eset2fa.secrets.keys):
+1. inside the write transaction, the new key is stored under a new key id beside the old one
+   (key file: rewritten atomically with both lines; keyring: a new entry `store-<id>-<key id>`);
+2. every secret is re-sealed, and the new check value (which carries the same integrity key, so
+   the audit chain and the code hashes stay valid) and the new key id are written; COMMIT;
+3. the old key is removed (its own write transaction; if that is cut short, the old key merely
+   stays beside the new one until the next rotation).
+Before 2 commits the store names the old key, which is untouched; after, the new one, which is
+already stored. ESET2FA_KEY cannot be changed from here: the new key is shown to the caller as
+the last step before COMMIT (`announce_env_key`), and the store needs it once the command ends
+successfully.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from eset2fa.accounts.actors import Actor
@@ -36,6 +40,7 @@ class RekeyReport:
     old_fingerprint: str
     new_fingerprint: str
     new_key_for_env: str | None = None  # only when the key came from ESET2FA_KEY
+    key_id: str | None = None  # the id the store names its new key by (None with ESET2FA_KEY)
 
     def to_dict(self) -> dict:
         return {
@@ -44,6 +49,7 @@ class RekeyReport:
             "key_source": self.source,
             "old_fingerprint": self.old_fingerprint,
             "new_fingerprint": self.new_fingerprint,
+            "key_id": self.key_id,
         }
 
 
@@ -90,25 +96,41 @@ def _reseal_outbox(conn, old: keys.MasterKey, new: keys.MasterKey) -> int:
     return len(rows)
 
 
-def rekey(store: Store, actor: Actor) -> RekeyReport:
-    """Re-encrypt user and setting secrets with a fresh key and put it where the old one was."""
+def rekey(
+    store: Store, actor: Actor, *, announce_env_key: Callable[[str], None] | None = None
+) -> RekeyReport:
+    """Re-encrypt user and setting secrets with a fresh key, stored beside the old one first.
+
+    `announce_env_key` receives the new key (URL-safe base64) when the key comes from
+    ESET2FA_KEY, just before the commit; the report carries it too.
+    """
     from eset2fa.accounts.permissions import require_admin
 
     require_admin(actor, "rotate the encryption key")
-    undo = None
-    try:
-        with store.write() as conn:
-            if not keys.has_key(conn):
-                raise StateConflict(
-                    "This store has no encryption key yet: there is nothing to re-encrypt.",
-                    "A key is created when it is first needed (e.g. by `user enable`).",
-                )
-            old = keys.load_key(conn, store.path)
-            new = keys.MasterKey(secrets.token_bytes(32), old.source)
-            users = _reseal_users(conn, old, new)
-            sealed_settings = _reseal_settings(conn, old, new)
-            messages = _reseal_outbox(conn, old, new)
+    if not keys.has_key(store.conn):
+        raise StateConflict(
+            "This store has no encryption key yet: there is nothing to re-encrypt.",
+            "A key is created with the store's first change (e.g. `user add`).",
+        )
+    # Loaded and checked first (a store written by an earlier eset2fa gets its integrity key in
+    # its own transaction), so a wrong key changes nothing at all.
+    old = keys.for_store(store)
+    new = old.rotated()
+    keys.plan_new_key(store, new)
+    with store.write() as conn:
+        current = keys.establish(conn, keys.load_key(conn, store.path))  # again, under the lock
+        if (current.key, current.key_id, current.integrity) != (old.key, old.key_id, old.integrity):
+            raise StateConflict(
+                "The key was rotated by another process meanwhile; nothing was changed.",
+                "Run `eset2fa db rekey` again.",
+            )
+        undo = keys.store_new_key(conn, store.path, current, new)
+        try:
+            users = _reseal_users(conn, current, new)
+            sealed_settings = _reseal_settings(conn, current, new)
+            messages = _reseal_outbox(conn, current, new)
             keys.record_check_value(conn, new)
+            keys.note_switch(conn, current, new)
             audit_chain.record(
                 conn,
                 actor.label,
@@ -120,17 +142,19 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
                     "settings": sealed_settings,
                     "outbox_messages": messages,
                     "key_source": new.source,
-                    "old_fingerprint": old.fingerprint,
+                    "key_id": new.key_id,
+                    "old_fingerprint": current.fingerprint,
                     "new_fingerprint": new.fingerprint,
                 },
+                master=new,
             )
-            finish, undo = _stage_new_key(conn, store, old, new)  # last step before COMMIT
-    except BaseException:
-        if undo is not None:
-            undo()
-        raise
-    finish()
+            if new.source == "env" and announce_env_key is not None:
+                announce_env_key(keys.encode_key(new.key))  # last step before COMMIT
+        except BaseException:
+            undo()  # still under the write lock: no other process touches the key file now
+            raise
     keys.remember(store, new)
+    keys.retire_old_keys(store)
     return RekeyReport(
         users,
         sealed_settings,
@@ -138,32 +162,5 @@ def rekey(store: Store, actor: Actor) -> RekeyReport:
         old.fingerprint,
         new.fingerprint,
         keys.encode_key(new.key) if new.source == "env" else None,
+        new.key_id,
     )
-
-
-def _nothing() -> None:
-    return None
-
-
-def _stage_new_key(conn, store: Store, old: keys.MasterKey, new: keys.MasterKey):
-    """Put the new key in place as far as is safe before the commit: (finish, undo)."""
-    if new.source == "file":
-        final = keys.key_file_path(store.path)
-        staged = final.with_name(final.name + ".new")
-        keys._write_key_file(staged, new.key)
-        return (lambda: os.replace(staged, final)), (lambda: staged.unlink(missing_ok=True))
-    if new.source == "keyring":
-        keyring = keys._keyring()
-        if keyring is None:
-            raise EncryptionKeyError(
-                "The OS keyring that holds this store's key is not available now.",
-                "Run `db rekey` where the keyring is unlocked; nothing was changed.",
-            )
-        entry = f"store-{keys.store_id(conn)}"
-        keyring.set_password(keys.KEYRING_SERVICE, entry, keys.encode_key(new.key))
-
-        def undo() -> None:
-            keyring.set_password(keys.KEYRING_SERVICE, entry, keys.encode_key(old.key))
-
-        return _nothing, undo
-    return _nothing, _nothing
