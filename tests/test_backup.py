@@ -93,7 +93,7 @@ def test_backup_records_the_key_fingerprint(cli, db_path, monkeypatch):
 
     monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"k" * 32))
     store = db_path  # created with the key from ESET2FA_KEY (a store gets its key at creation)
-    assert cli("user", "list").exit_code == 0
+    assert cli("init").exit_code == 0
     opened = open_store(store)
     fingerprint = keys.load_key(opened.conn, store, create=True).fingerprint
     opened.close()

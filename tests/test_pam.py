@@ -69,6 +69,7 @@ def enrolled_template(tmp_path_factory) -> tuple[Path, str]:
                 result = runner.invoke(app, ["--db", str(db), *args])
                 return Run(result.exit_code, result.stdout, result.stderr)
 
+            assert cli("init").exit_code == 0  # only init creates a store at --db (issue 9)
             secret = enroll(cli, "alice")
     finally:
         keyring.set_keyring(previous)

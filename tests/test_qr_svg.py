@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from totp_helpers import enroll
 
-pytestmark = pytest.mark.usefixtures("env_master_key")
+pytestmark = pytest.mark.usefixtures("env_master_key", "store")  # only init creates at --db
 
 SVG = "{http://www.w3.org/2000/svg}"
 RENDERERS = shutil.which("rsvg-convert") and shutil.which("zbarimg")

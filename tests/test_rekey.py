@@ -12,9 +12,8 @@ from totp_helpers import enroll, totp_now
 from eset2fa.db import open_store
 from eset2fa.secrets import keys
 
-# Every test here works on a store made by `init` (the `store` fixture): a --db path is created by
-# nothing else, so `user add` alone no longer makes one.
-pytestmark = pytest.mark.usefixtures("store")
+# Every test here works on a store made by `init`: a --db path is created by nothing else. Each
+# test runs it itself, after choosing where the key lives (a store gets its key at creation).
 
 
 def _memory_keyring_class():
@@ -53,6 +52,7 @@ def _key_meta(sql):
 
 
 def test_rekey_with_key_file(cli, db_path, sql, monkeypatch):
+    assert cli("init").exit_code == 0
     alice = enroll(cli, "alice")
     bob = enroll(cli, "bob")
     key_file = db_path.with_name(db_path.name + ".key")
@@ -97,6 +97,7 @@ def test_rekey_with_key_file(cli, db_path, sql, monkeypatch):
 
 
 def test_rekey_with_keyring(cli, db_path, memory_keyring, sql):
+    assert cli("init").exit_code == 0
     alice = enroll(cli, "alice")
     assert not db_path.with_name(db_path.name + ".key").exists()
     ((entry, old_value),) = memory_keyring.entries.items()
@@ -113,6 +114,7 @@ def test_rekey_with_keyring(cli, db_path, memory_keyring, sql):
 
 def test_rekey_with_environment_key_prints_the_new_key_once(cli, monkeypatch):
     monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"\x07" * 32))
+    assert cli("init").exit_code == 0
     alice = enroll(cli, "alice")
     result = cli("db", "rekey", "--yes", "--json")
     assert result.exit_code == 0, result.stderr
@@ -124,6 +126,7 @@ def test_rekey_with_environment_key_prints_the_new_key_once(cli, monkeypatch):
 
 
 def test_rekey_with_a_wrong_key_changes_nothing(cli, db_path, monkeypatch):
+    assert cli("init").exit_code == 0
     enroll(cli, "alice")
     before = {p.name: p.read_bytes() for p in db_path.parent.glob(db_path.name + "*")}
     monkeypatch.setenv("ESET2FA_KEY", keys.encode_key(b"\x03" * 32))
@@ -146,6 +149,7 @@ def test_rekey_without_a_key_yet_is_a_state_conflict(cli, store, sql):
 
 
 def test_rekey_reseals_outbox_sms(cli, sql):
+    assert cli("init").exit_code == 0
     assert cli("sms", "test", "+442079460001", "--text", "code 424242").exit_code == 0
     (row,) = sql("SELECT body, sealed FROM outbox WHERE channel = 'sms'")
     assert row["body"] == "(encrypted)" and b"424242" not in row["sealed"]

@@ -119,6 +119,7 @@ def _next_delay(results: list[tuple[float, str]], trial: int) -> float:
 @pytest.mark.usefixtures("no_keyring")
 def test_sigkill_at_any_moment_of_a_key_file_rekey_leaves_a_usable_store(cli, db_path, sql, capsys):
     names = "".join(f"user{i:05d}\n" for i in range(USERS))
+    assert cli("init").exit_code == 0  # only init creates a store at --db (issue 9)
     assert cli("user", "add", "--from-file", "-", input=names).exit_code == 0
     assert cli("user", "enable", "--all", "--method", "totp", "--no-qr").exit_code == 0
     assert cli("user", "add", "alice").exit_code == 0
@@ -223,6 +224,7 @@ def test_a_keyring_that_dies_right_after_writing_leaves_a_usable_store(db_path, 
             "--db", str(db_path), *args, input=input, env=_keyring_env(tmp_path, die), timeout=60
         )
 
+    assert run("init", input="").returncode == 0  # the store and its key, made in the keyring
     assert run("user", "add", "alice").returncode == 0
     assert not keys.key_file_path(db_path).exists()  # the key went to the (file-backed) keyring
     ((old_entry, old_key),) = _keyring_entries(tmp_path).items()

@@ -35,6 +35,10 @@ def no_leftovers(folder: Path) -> bool:
     return not [p for p in folder.iterdir() if ".partial-" in p.name or ".replaced-" in p.name]
 
 
+# The key comes from ESET2FA_KEY before `store` runs `init`: a store gets its key at creation.
+pytestmark = pytest.mark.usefixtures("env_master_key")
+
+
 @pytest.fixture
 def backup(cli, store, env_master_key) -> Path:
     """A store with some users and its encryption key (ESET2FA_KEY), backed up; returns the
@@ -140,7 +144,7 @@ def test_restore_with_the_wrong_key_is_refused(cli, db_path, monkeypatch):
     right, wrong = keys.encode_key(b"r" * 32), keys.encode_key(b"w" * 32)
     monkeypatch.setenv("ESET2FA_KEY", right)
     store = db_path  # created with `right` (a store gets its key at creation)
-    assert cli("user", "list").exit_code == 0
+    assert cli("init").exit_code == 0
     opened = open_store(store)
     keys.load_key(opened.conn, store, create=True)
     opened.close()
@@ -201,7 +205,8 @@ def test_restore_onto_a_machine_without_a_store(cli, store, backup, tmp_path):
     # The key travels apart from the backup (README): put it beside the new database first.
     new_db.parent.mkdir(mode=0o700)
     key_file = store.with_name(store.name + ".key")
-    new_db.with_name(new_db.name + ".key").write_bytes(key_file.read_bytes())
+    if key_file.exists():  # else the key is ESET2FA_KEY, which the new host has too
+        new_db.with_name(new_db.name + ".key").write_bytes(key_file.read_bytes())
     r = cli("db", "restore", str(backup), "--yes", "--json", db=new_db)
     assert r.exit_code == 0, r.stderr
     assert r.json()["replaced"] is None
@@ -254,21 +259,36 @@ def refused(r, *words: str) -> dict:
     return error
 
 
-def test_a_store_made_elsewhere_without_a_key_check_value_is_refused(cli, store, backup, tmp_path):
+def test_a_store_made_elsewhere_without_a_key_check_value_is_refused(
+    cli, store, backup, tmp_path, monkeypatch
+):
     """The reproducer: `eset2fa --db x.db init --password-stdin <<<'attacker-pass-1'` and
-    `eset2fa db restore x.db --yes` used to exit 0 and hand the store to that password."""
+    `eset2fa db restore x.db --yes` used to exit 0 and hand the store to that password.
+
+    A store gets its key at creation now, so the attacker's store has a check value, of a key of
+    its own: refused because it does not open with this store's key; one with its check value
+    removed is refused for having none."""
     x = tmp_path / "x.db"
-    assert cli("init", "--password-stdin", input="attacker-pass-1\n", db=x).exit_code == 0
+    own_key = monkeypatch.context()
+    with own_key as env:  # the attacker does not hold this store's key
+        env.setenv("ESET2FA_KEY", keys.encode_key(b"a" * 32))
+        assert cli("init", "--password-stdin", input="attacker-pass-1\n", db=x).exit_code == 0
+        # and with a manifest of its own (the attacker's `db backup`)
+        attacker_backup = Path(cli("db", "backup", "--json", db=x).json()["path"])
     before = live_bytes(store)
 
     r = cli("db", "restore", str(x), "--yes", "--json")  # no manifest beside it either
     refused(r, str(x), "manifest")
     r = cli("db", "restore", str(x), "--yes", "--json", "--no-manifest")
+    assert refused(r, str(x), "key")["code"] == "key"
+    refused(cli("db", "restore", str(attacker_backup), "--yes", "--json"), "key")
+    conn = sqlite3.connect(x)  # an older store, or one whose check value was removed
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key LIKE 'key_%'")
+    conn.close()
+    r = cli("db", "restore", str(x), "--yes", "--json", "--no-manifest")
     error = refused(r, str(x), "no encryption key check value")
     assert error["code"] == "key"
-    # and with a manifest of its own (the attacker's `db backup`): still no key check value
-    attacker_backup = Path(cli("db", "backup", "--json", db=x).json()["path"])
-    refused(cli("db", "restore", str(attacker_backup), "--yes", "--json"), "key check value")
 
     assert live_bytes(store) == before
     assert no_leftovers(store.parent)
