@@ -6,6 +6,10 @@ attempts from several processes never lose a count); at `lockout.max_failures` t
 locked, and a locked account is refused even with a correct factor until `user unlock` (an
 administrator with Write permission) clears the lock and the count. An accepted factor below the
 limit resets the count to 0.
+
+One rejection does not count: a replay of the one-time password accepted in the same time step
+(`verify_otp` decides it; `not_counted`). It proves possession of the factor, so counting it would
+let one correct code sent several times at once lock its owner out.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ def count_failure(
     else:
         user_rows.set_fail_count(conn, user_id, fail_count)
     return Counted(fail_count, locked, max(max_failures - fail_count, 0))
+
+
+def not_counted(fail_count: int, max_failures: int) -> Counted:
+    """A rejection that does not count (a replay of the accepted code): the count as it stands."""
+    return Counted(fail_count, False, max(max_failures - fail_count, 0))
 
 
 def clear_failures(conn: sqlite3.Connection, user_id: int) -> None:

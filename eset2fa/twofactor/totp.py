@@ -7,8 +7,11 @@
 - the secret is decrypted with the master key, bound to the user (`user:<id>:totp`);
 - the code is compared in constant time with the codes of the steps within ±`totp.window`;
 - a time step at or before the last accepted one is a replay and is rejected;
-- every rejection counts; at `lockout.max_failures` the user is locked, and a locked user is
-  refused even with a correct code (the count is left as it is until `user unlock`);
+- every rejection counts but one: the code of the last accepted step, sent again, is a replay
+  that proves possession of the factor and is not counted (16 copies of one code sent at once
+  are accepted once and lock nobody); a code of an earlier step still counts;
+- at `lockout.max_failures` the user is locked, and a locked user is refused even with a
+  correct code (the count is left as it is until `user unlock`);
 - the first accepted code turns `pending` into `active`; an accepted code resets the count.
 
 Reading the state, updating it and the audit row all happen in ONE `BEGIN IMMEDIATE` transaction,
@@ -245,6 +248,12 @@ def _decide(
         if matched is None:
             reason = "wrong_code"
         elif row.last_step is not None and matched <= row.last_step:
+            if matched == row.last_step:
+                # The very code accepted in this step, sent again (a double submit, a retry, one
+                # code fanned out to several checks): refused, but not counted, because it proves
+                # possession of the factor. A code of an earlier step was never accepted: counted.
+                kept = lockout.not_counted(row.fail_count, max_failures)
+                return VerifyResult(row.name, False, "replay", row.state, *kept)
             reason = "replay"
         else:
             reason = "accepted"
