@@ -185,6 +185,14 @@ def m0006_audit_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0007_password_failures(conn: sqlite3.Connection) -> None:
+    # Wrong passwords (--as, auth login) are counted apart from wrong one-time passwords: each
+    # count is reset only by a success of its own factor, so a correct password never resets the
+    # OTP count (a password holder would get unlimited code guesses) and a correct code never
+    # resets the password count. Either count reaching its limit sets the one `locked` flag.
+    _run(conn, "ALTER TABLE users ADD COLUMN password_failures INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
@@ -192,6 +200,7 @@ MIGRATIONS: list[Migration] = [
     ("0004_recovery", m0004_recovery),
     ("0005_outbox_sealed", m0005_outbox_sealed),
     ("0006_audit_indexes", m0006_audit_indexes),
+    ("0007_password_failures", m0007_password_failures),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

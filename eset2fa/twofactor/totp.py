@@ -37,7 +37,7 @@ from typing import NamedTuple
 from eset2fa.clock import to_iso, unix
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
-from eset2fa.errors import EncryptionKeyError, Locked, NotFound, StateConflict
+from eset2fa.errors import EncryptionKeyError, NotFound, StateConflict
 from eset2fa.ops import audit_chain
 from eset2fa.secrets import keys
 from eset2fa.twofactor import lockout, policy
@@ -199,10 +199,7 @@ def verify_otp(
             )
         elif row.locked:
             audit_chain.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
-            refusal = Locked(
-                f"{row.name} is locked after too many wrong one-time passwords.",
-                f"An administrator can run `eset2fa user unlock {row.name}`.",
-            )
+            refusal = lockout.locked_error(row.name)
         else:
             outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
             audit_chain.record(
