@@ -107,7 +107,7 @@ def test_window_has_a_ceiling(cli, store, sql):
     assert cli("config", "set", "totp.window", "10").exit_code == 0
 
 
-def test_replayed_code_is_rejected_and_counted(cli, sql):
+def test_replayed_code_is_rejected_and_an_earlier_step_counted(cli, sql):
     secret = enroll(cli)
     with time_machine.travel(MOMENT, tick=False):
         code = totp_now(secret)
@@ -116,7 +116,9 @@ def test_replayed_code_is_rejected_and_counted(cli, sql):
         earlier = cli("auth", "verify", "alice", totp_now(secret, -1), "--json")
     assert again.exit_code == 1 and again.json()["reason"] == "replay"
     assert earlier.exit_code == 1 and earlier.json()["reason"] == "replay"
-    assert sql("SELECT fail_count FROM users WHERE name = 'alice'")[0][0] == 2
+    # Issue 9: the accepted code sent again is not counted (tests/test_replay.py); the code of an
+    # earlier step is.
+    assert sql("SELECT fail_count FROM users WHERE name = 'alice'")[0][0] == 1
 
 
 @pytest.mark.parametrize("code", ["12345", "1234567", "12 456", "abcdef", "١٢٣٤٥٦", ""])

@@ -6,9 +6,7 @@ from collections.abc import Callable
 
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
-from eset2fa.db import users as user_rows
 from eset2fa.errors import Locked, PermissionDenied, StateConflict, UsageError
-from eset2fa.ops import audit_chain
 
 
 def authenticate_actor(
@@ -23,24 +21,23 @@ def authenticate_actor(
 
     The OTP is `otp` (`--as-otp`) or asked with `ask_otp(prompt)` (a terminal prompt); it goes
     through `verify_otp`, so wrong codes count toward NAME's lockout like any login.
-    The error does not say whether the name exists, so `--as` cannot be used to probe names.
+    The password goes through `lockout.check_password`: wrong ones are counted, slowed down and
+    lock the account at `lockout.max_password_failures`; a locked account answers exit 4 whatever
+    the password. The error does not say whether the name exists, so `--as` cannot be used to
+    probe names.
     """
-    from eset2fa.accounts.passwords import verify_password
+    from eset2fa.twofactor import lockout
 
-    row = user_rows.find(store.conn, name)
-    ok = verify_password(row["password_hash"] if row else None, password)
-    with store.write() as conn:
-        audit_chain.record(
-            conn, f"as:{name}", "auth.actor", row["name"] if row else name, "ok" if ok else "failed"
-        )
-    if not ok or row is None:
+    check = lockout.check_password(store, name, password, action="auth.actor", actor=f"as:{name}")
+    if check.locked:
+        raise lockout.locked_error(check.row["name"])
+    if not check.accepted:
         raise PermissionDenied(
             f"Authentication as {name!r} failed.",
             "Check the name and password given with --as (the password is read from the prompt "
             "or, with --as-password-stdin, from the first line of standard input).",
         )
-    if row["locked"]:
-        raise Locked(f"{row['name']} is locked.", "An administrator can run `eset2fa user unlock`.")
+    row = check.row
     if row["state"] == "pending":
         raise StateConflict(
             f"{row['name']} has two-factor authentication pending: enrollment is not finished.",

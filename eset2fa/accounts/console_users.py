@@ -72,6 +72,7 @@ def user_details(store: Store, name: str) -> dict:
             "builtin": bool(row["builtin"]),
             "created_at": row["created_at"],
             "has_password": row["password_hash"] is not None,
+            "password_failures": row["password_failures"],  # wrong passwords in a row (lockout)
             "phone": row["phone"],
             "locked_at": row["locked_at"],
             "enabled_at": row["enabled_at"],

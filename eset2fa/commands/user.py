@@ -180,6 +180,7 @@ def show(ctx: typer.Context, name: str = user_name_argument()) -> None:
                 ("method", details["method"]),
                 ("locked", "yes" if details["locked"] else "no"),
                 ("failed OTP attempts", details["fail_count"]),
+                ("failed passwords", details["password_failures"]),
                 ("phone", details["phone"]),
                 ("password set", "yes" if details["has_password"] else "no"),
                 ("built-in", "yes" if details["builtin"] else "no"),

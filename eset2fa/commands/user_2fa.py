@@ -221,9 +221,9 @@ def disable(
 
 @app.command("unlock")
 def unlock(ctx: typer.Context, name: str = user_name_argument()) -> None:
-    """Unlock a user locked after too many wrong one-time passwords (needs Write permission).
+    """Unlock a user locked after too many wrong passwords or codes (needs Write permission).
 
-    Resets the failed-attempt count to zero.
+    Resets both failed-attempt counts (codes and passwords) to zero.
 
     Example:
         eset2fa user unlock alice

@@ -185,7 +185,15 @@ def m0006_audit_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
-def m0009_keyed_hashes(conn: sqlite3.Connection) -> None:
+def m0007_password_failures(conn: sqlite3.Connection) -> None:
+    # Wrong passwords (--as, auth login) are counted apart from wrong one-time passwords: each
+    # count is reset only by a success of its own factor, so a correct password never resets the
+    # OTP count (a password holder would get unlimited code guesses) and a correct code never
+    # resets the password count. Either count reaching its limit sets the one `locked` flag.
+    _run(conn, "ALTER TABLE users ADD COLUMN password_failures INTEGER NOT NULL DEFAULT 0")
+
+
+def m0008_keyed_hashes(conn: sqlite3.Connection) -> None:
     # From this version `audit.hash` is an HMAC under a subkey of the store's key, and each
     # `code_hash` is HMAC(codes subkey, HMAC(salt, code)) (eset2fa.secrets.integrity). No column
     # changes: the rows are re-keyed the first time the key is loaded, because a migration runs
@@ -202,7 +210,8 @@ MIGRATIONS: list[Migration] = [
     ("0004_recovery", m0004_recovery),
     ("0005_outbox_sealed", m0005_outbox_sealed),
     ("0006_audit_indexes", m0006_audit_indexes),
-    ("0009_keyed_hashes", m0009_keyed_hashes),
+    ("0007_password_failures", m0007_password_failures),
+    ("0008_keyed_hashes", m0008_keyed_hashes),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

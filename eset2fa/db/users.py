@@ -341,3 +341,33 @@ def names_for_completion(path: Path, prefix: str, limit: int = COMPLETION_LIMIT)
         return []
     finally:
         conn.close()
+
+
+# -- wrong passwords (--as, auth login), counted apart from wrong codes (migration 0007) ----------
+# Written only through eset2fa.twofactor.lockout, like the OTP count above.
+
+
+def password_state(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | None:
+    """(password_failures, locked) of the user, re-read inside the write transaction; None when
+    the user was deleted meanwhile."""
+    return conn.execute(
+        "SELECT password_failures, locked FROM users WHERE id = ?", (user_id,)
+    ).fetchone()
+
+
+def set_password_failures(conn: sqlite3.Connection, user_id: int, failures: int) -> None:
+    conn.execute("UPDATE users SET password_failures = ? WHERE id = ?", (failures, user_id))
+
+
+def lock_after_password_failures(
+    conn: sqlite3.Connection, user_id: int, failures: int, locked_at: str
+) -> None:
+    conn.execute(
+        "UPDATE users SET password_failures = ?, locked = 1, locked_at = ? WHERE id = ?",
+        (failures, locked_at, user_id),
+    )
+
+
+def clear_password_failures(conn: sqlite3.Connection, user_id: int) -> None:
+    """`user unlock` clears this count with the lock and the OTP count."""
+    conn.execute("UPDATE users SET password_failures = 0 WHERE id = ?", (user_id,))

@@ -44,6 +44,19 @@ SETTINGS: dict[str, Setting] = {
     "lockout.max_failures": Setting(
         "int", policy.DEFAULT_MAX_FAILURES, "Wrong OTPs in a row that lock an account", minimum=1
     ),
+    "lockout.max_password_failures": Setting(
+        "int",
+        policy.DEFAULT_MAX_PASSWORD_FAILURES,
+        "Wrong passwords in a row (--as, auth login) that lock an account",
+        minimum=1,
+    ),
+    "lockout.password_delay_seconds": Setting(
+        "float",
+        policy.DEFAULT_PASSWORD_DELAY_SECONDS,
+        "Wait before answering after one wrong password; doubles with each more, at most 2 s",
+        minimum=0,
+        maximum=policy.PASSWORD_DELAY_CAP_SECONDS,
+    ),
     "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
     # At most ±10 steps (±5 min): each step widens what a guess can hit, and every verification
     # computes 2 x window + 1 codes (a window of 10**9 would hang every login and accept anything).

@@ -2,7 +2,8 @@
 
 The command supplies the prompts and the rendering as callbacks, so this module never touches a
 terminal. Steps:
-1. the password (a wrong password or unknown name fails alike: names cannot be probed);
+1. the password (a wrong password or unknown name fails alike: names cannot be probed); wrong
+   passwords are counted and slowed down, and lock the account (`lockout.check_password`);
 2. for a user whose 2FA is `pending`: the phone number if none is stored yet (E.164, stored once),
    the enrollment link (the otpauth URI) sent by SMS through the configured transport, and the QR
    code shown;
@@ -46,29 +47,20 @@ def pending_uri(store: Store, row) -> str:
 
 
 def _check_password(store: Store, name: str, password: str):
-    from eset2fa.accounts.passwords import verify_password
+    """The password, counted and throttled by `lockout.check_password` like `--as`."""
+    from eset2fa.twofactor import lockout
 
-    row = user_rows.find(store.conn, name)
-    ok = verify_password(row["password_hash"] if row else None, password)
-    with store.write() as conn:
-        audit_chain.record(
-            conn,
-            row["name"] if row else name,
-            "auth.login",
-            row["name"] if row else name,
-            "password_ok" if ok else "password_failed",
-        )
-    if not ok or row is None:
+    check = lockout.check_password(
+        store, name, password, action="auth.login", results=("password_ok", "password_failed")
+    )
+    if check.locked:
+        raise lockout.locked_error(check.row["name"])
+    if not check.accepted:
         raise CheckFailed(
             "Login failed: wrong name or password.",
             "Check both; an administrator can reset a password.",
         )
-    if row["locked"]:
-        raise Locked(
-            f"{row['name']} is locked after too many wrong one-time passwords.",
-            f"An administrator can run `eset2fa user unlock {row['name']}`.",
-        )
-    return row
+    return check.row
 
 
 def _enroll_phone(store: Store, row, callbacks: LoginCallbacks) -> str:

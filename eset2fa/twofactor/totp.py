@@ -7,8 +7,11 @@
 - the secret is decrypted with the master key, bound to the user (`user:<id>:totp`);
 - the code is compared in constant time with the codes of the steps within ±`totp.window`;
 - a time step at or before the last accepted one is a replay and is rejected;
-- every rejection counts; at `lockout.max_failures` the user is locked, and a locked user is
-  refused even with a correct code (the count is left as it is until `user unlock`);
+- every rejection counts but one: the code of the last accepted step, sent again, is a replay
+  that proves possession of the factor and is not counted (16 copies of one code sent at once
+  are accepted once and lock nobody); a code of an earlier step still counts;
+- at `lockout.max_failures` the user is locked, and a locked user is refused even with a
+  correct code (the count is left as it is until `user unlock`);
 - the first accepted code turns `pending` into `active`; an accepted code resets the count.
 
 Reading the state, updating it and the audit row all happen in ONE `BEGIN IMMEDIATE` transaction,
@@ -33,7 +36,7 @@ from typing import NamedTuple
 from eset2fa.clock import to_iso, unix
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
-from eset2fa.errors import EncryptionKeyError, Locked, NotFound, StateConflict
+from eset2fa.errors import EncryptionKeyError, NotFound, StateConflict
 from eset2fa.ops import audit_chain
 from eset2fa.secrets import keys
 from eset2fa.twofactor import lockout, policy
@@ -197,10 +200,7 @@ def verify_otp(
             )
         elif row.locked:
             audit_chain.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
-            refusal = Locked(
-                f"{row.name} is locked after too many wrong one-time passwords.",
-                f"An administrator can run `eset2fa user unlock {row.name}`.",
-            )
+            refusal = lockout.locked_error(row.name)
         else:
             outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
             audit_chain.record(
@@ -246,6 +246,12 @@ def _decide(
         if matched is None:
             reason = "wrong_code"
         elif row.last_step is not None and matched <= row.last_step:
+            if matched == row.last_step:
+                # The very code accepted in this step, sent again (a double submit, a retry, one
+                # code fanned out to several checks): refused, but not counted, because it proves
+                # possession of the factor. A code of an earlier step was never accepted: counted.
+                kept = lockout.not_counted(row.fail_count, max_failures)
+                return VerifyResult(row.name, False, "replay", row.state, *kept)
             reason = "replay"
         else:
             reason = "accepted"
