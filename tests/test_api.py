@@ -96,8 +96,10 @@ def test_verify_lockout_and_unlock(cli, store, db_path):
         first = api.verify(store_, "alice", totp_now(secret))
         assert isinstance(first, api.VerifyResult)
         assert (first.accepted, first.reason, first.state) == (True, "accepted", "active")
+        # a replay of the accepted code is refused but not counted (issue 9)
         assert api.verify(store_, "alice", totp_now(secret)).reason == "replay"
-        assert api.verify(store_, "alice", "12345").remaining == 1
+        assert api.verify(store_, "alice", "12345").remaining == 2
+        assert api.verify(store_, "alice", "abcdef").remaining == 1
         third = api.verify(store_, "alice", "1234567")
         assert (third.accepted, third.locked, third.fail_count) == (False, True, 3)
         with pytest.raises(Locked) as error:
