@@ -17,7 +17,7 @@ def _verdict_line(result: dict) -> str:
         )
     why = {
         "wrong_code": "wrong code",
-        "malformed": "not a 6-digit code",
+        "malformed": "not a code of the right length: 6 digits, 8 for some imported users",
         "replay": "code already used",
     }[result["reason"]]
     line = f"[bold red]Rejected[/] ({why}): {result['fail_count']} failed attempt(s)"
@@ -30,7 +30,7 @@ def _verdict_line(result: dict) -> str:
 def verify(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The user's name."),
-    code: str = typer.Argument(None, help="The 6-digit code from the authenticator app."),
+    code: str = typer.Argument(None, help="The code from the authenticator app (6 or 8 digits)."),
     recovery_code: str = typer.Option(
         None, "--recovery-code", metavar="CODE", help="A one-time recovery code instead."
     ),

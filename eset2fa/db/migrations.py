@@ -185,6 +185,22 @@ def m0006_audit_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+def m0010_totp_parameters(conn: sqlite3.Connection) -> None:
+    # Per-user TOTP parameters for secrets imported from other tools (SHA256/SHA512, 8 digits,
+    # periods other than 30 s). NULL means the default (SHA1, 6, 30): existing rows and every
+    # secret eset2fa generates itself keep NULLs, so nothing is rewritten and the verification of
+    # a default user takes the same path as before.
+    _run(
+        conn,
+        """
+        ALTER TABLE users ADD COLUMN totp_algorithm TEXT
+            CHECK (totp_algorithm IN ('SHA1', 'SHA256', 'SHA512'));
+        ALTER TABLE users ADD COLUMN totp_digits INTEGER CHECK (totp_digits IN (6, 8));
+        ALTER TABLE users ADD COLUMN totp_period INTEGER CHECK (totp_period > 0)
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
@@ -192,6 +208,7 @@ MIGRATIONS: list[Migration] = [
     ("0004_recovery", m0004_recovery),
     ("0005_outbox_sealed", m0005_outbox_sealed),
     ("0006_audit_indexes", m0006_audit_indexes),
+    ("0010_totp_parameters", m0010_totp_parameters),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

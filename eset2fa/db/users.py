@@ -58,11 +58,13 @@ def unlock(conn: sqlite3.Connection, user_id: int) -> None:
 
 
 def clear_two_factor(conn: sqlite3.Connection, user_ids: Iterable[int]) -> None:
-    """Every second-factor column back to "never enrolled" (secret, phone, lock, counters)."""
+    """Every second-factor column back to "never enrolled" (secret and its TOTP parameters,
+    phone, lock, counters)."""
     conn.executemany(
         "UPDATE users SET method = NULL, state = 'disabled', secret = NULL, phone = NULL,"
         " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
-        " enabled_at = NULL, activated_at = NULL WHERE id = ?",
+        " enabled_at = NULL, activated_at = NULL,"
+        " totp_algorithm = NULL, totp_digits = NULL, totp_period = NULL WHERE id = ?",
         ((user_id,) for user_id in user_ids),
     )
 
@@ -83,6 +85,9 @@ class VerifyRow(NamedTuple):
     window: str | None  # the stored `totp.window` setting (None: the default)
     max_failures: str | None  # the stored `lockout.max_failures` setting
     last_hash: str | None  # the audit chain's last hash (None: an empty log)
+    totp_algorithm: str | None  # an imported secret's parameters (None: SHA1, 6 digits, 30 s)
+    totp_digits: int | None
+    totp_period: int | None
 
 
 # The user's row, the two policy settings and the audit chain's last hash in one statement (one
@@ -91,7 +96,8 @@ _VERIFY_QUERY = (
     "SELECT id, name, state, secret, fail_count, locked, last_step,"
     " (SELECT value FROM config WHERE key = 'totp.window') AS window,"
     " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures,"
-    f" ({LAST_HASH_SQL}) AS last_hash"
+    f" ({LAST_HASH_SQL}) AS last_hash,"
+    " totp_algorithm, totp_digits, totp_period"
     " FROM users WHERE name = ?"
 )
 
@@ -117,10 +123,12 @@ def accept_step(
 
 def set_pending(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
     """Enable 2FA: (method, sealed secret or None, enabled_at, id) per user, state `pending`;
-    the replay step, the count and the lock start clean."""
+    the replay step, the count and the lock start clean, and a new secret has the default TOTP
+    parameters (an imported user's SHA256/8 digits/60 s go with their old secret)."""
     conn.executemany(
         "UPDATE users SET method = ?, state = 'pending', secret = ?, enabled_at = ?,"
-        " activated_at = NULL, last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL"
+        " activated_at = NULL, last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
+        " totp_algorithm = NULL, totp_digits = NULL, totp_period = NULL"
         " WHERE id = ?",
         rows,
     )
