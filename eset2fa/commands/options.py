@@ -85,12 +85,16 @@ def render_bulk(
     title: str,
     summary: str,
     empty: str,
+    listed: tuple[str, ...] = (),
 ) -> None:
     """The result of a bulk command: one JSON document, or the rows that did not go through (at
-    most SHOWN_PROBLEMS) and a one-line count per result. Exit 1 when any row failed."""
+    most SHOWN_PROBLEMS) and a one-line count per result. Exit 1 when any row failed.
+
+    `listed`: results that are not failures but are shown with the problems (an import's
+    skipped HOTP entries)."""
 
     def human() -> None:
-        problems = [r for r in results if r["result"] not in ok]
+        problems = [r for r in results if r["result"] not in ok or r["result"] in listed]
         if problems:
             inv.output.table(
                 list(columns),

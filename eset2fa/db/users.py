@@ -296,3 +296,44 @@ def activate(conn: sqlite3.Connection, user_id: int, activated_at: str) -> None:
 
 def set_password_hash(conn: sqlite3.Connection, user_id: int, password_hash: str) -> None:
     conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
+
+
+# -- imports and exports of TOTP secrets (twofactor/imports.py, twofactor/exports.py) -------------
+
+
+def import_totp(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+    """(sealed secret, algorithm, digits, period, enabled_at, id) per user: TOTP `active` with an
+    imported secret (the user already has it in their app); parameters None mean the defaults.
+    The replay step, the count and the lock start clean."""
+    conn.executemany(
+        "UPDATE users SET method = 'totp', state = 'active', secret = ?1, totp_algorithm = ?2,"
+        " totp_digits = ?3, totp_period = ?4, enabled_at = ?5, activated_at = ?5,"
+        " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL WHERE id = ?6",
+        rows,
+    )
+
+
+_EXPORT_COLUMNS = "id, name, group_name, secret, totp_algorithm, totp_digits, totp_period"
+_EXPORTABLE = "method = 'totp' AND state = 'active' AND secret IS NOT NULL"
+
+
+def exportable_named(conn: sqlite3.Connection, names: list[str]) -> list[sqlite3.Row]:
+    """(id, name, group_name, sealed secret, TOTP parameters) of the named users that are active
+    TOTP users; the others are simply absent (the caller tells them from the names)."""
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(names), _IN_LIMIT):
+        part = names[start : start + _IN_LIMIT]
+        marks = ",".join("?" * len(part))
+        rows += conn.execute(
+            f"SELECT {_EXPORT_COLUMNS} FROM users WHERE {_EXPORTABLE} AND name IN ({marks})",
+            part,
+        ).fetchall()
+    return rows
+
+
+def exportable_page(conn: sqlite3.Connection, *, after_id: int, limit: int) -> list[sqlite3.Row]:
+    """The same for the next `limit` active TOTP users by id after `after_id` (keyset pages)."""
+    return conn.execute(
+        f"SELECT {_EXPORT_COLUMNS} FROM users WHERE {_EXPORTABLE} AND id > ? ORDER BY id LIMIT ?",
+        (after_id, limit),
+    ).fetchall()
