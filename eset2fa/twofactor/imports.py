@@ -348,7 +348,9 @@ class ImportReport(NamedTuple):
         return counts
 
 
-def _result(entry: ImportEntry, result: str, reason: str | None = None, **extra) -> dict:
+def _result(
+    entry: ImportEntry, result: str, reason: str | None = None, *, created: bool = False
+) -> dict:
     parsed = entry.secret is not None
     return {
         "source": entry.source,
@@ -359,7 +361,7 @@ def _result(entry: ImportEntry, result: str, reason: str | None = None, **extra)
         "digits": entry.digits if parsed else None,
         "period": entry.period if parsed else None,
         "issuer": entry.issuer,
-        "created": extra.get("created", False),
+        "created": created,
         "recovery_codes": len(entry.scratch_codes) if parsed else 0,
     }
 
@@ -388,17 +390,20 @@ def import_entries(
         return ImportReport(_plan(store.conn, actor, entries, create_users, dry_run=True)[0], True)
     from eset2fa.secrets import keys
 
+    key = None
     with store.write() as conn:
-        key = keys.load_key(conn, store.path, create=True)
         results, todo = _plan(conn, actor, entries, create_users, dry_run=False)
-        _write(conn, actor, key.sealer, todo, source_format)
+        if todo:  # a store's first secret creates its key, as the first enrollment does
+            key = keys.load_key(conn, store.path, create=True)
+            _write(conn, actor, key.sealer, todo, source_format)
         counts = ImportReport(results, False).counts
         audit_chain.record(
             conn, actor.label, "user.import", None, "ok", {"format": source_format, **counts}
         )
         if progress:
             progress(len(entries))
-    keys.remember(store, key)
+    if key is not None:
+        keys.remember(store, key)
     return ImportReport(results, False)
 
 
