@@ -65,12 +65,15 @@ def test_otpauth_uris_with_and_without_issuer_and_their_own_parameters(cli, stor
         "\n"
         f"otpauth://totp/bob?secret={SECRET_B.lower()}&algorithm=SHA256&digits=8&period=60\n"
         f"otpauth://totp/Big%20Corp:%20carol?secret={SECRET_C}&algorithm=SHA512&issuer=Big%20Corp\n"
-        f"otpauth://totp/dave?secret={SECRET_D}&digits=8\n",
+        f"otpauth://totp/dave?secret={SECRET_D}&digits=8\n"
+        # as google-authenticator-libpam prints it: an 80-bit secret, the host as issuer
+        "otpauth://totp/eve@myhost?secret=JBSWY3DPEHPK3PXP&issuer=myhost\n",
     )
     r = cli("user", "import", "--otpauth", uris, "--create-users", "--json")
     assert r.exit_code == 0, r.stdout + r.stderr
     rows = results_by_source(r)
-    assert [rows[f"line {n}"]["name"] for n in (2, 4, 5, 6)] == ["alice", "bob", "carol", "dave"]
+    names = [rows[f"line {n}"]["name"] for n in (2, 4, 5, 6, 7)]
+    assert names == ["alice", "bob", "carol", "dave", "eve@myhost"]
     assert {row["result"] for row in rows.values()} == {"imported"}
     assert rows["line 2"]["issuer"] == "ACME Co" and rows["line 4"]["issuer"] is None
     assert all(row["created"] for row in rows.values())
@@ -90,6 +93,7 @@ def test_otpauth_uris_with_and_without_issuer_and_their_own_parameters(cli, stor
     assert verify(cli, "bob", code(SECRET_B, "SHA256", 8, 60)).json()["accepted"]
     assert verify(cli, "carol", code(SECRET_C, "SHA512")).json()["accepted"]
     assert verify(cli, "dave", code(SECRET_D, digits=8)).json()["accepted"]
+    assert verify(cli, "eve@myhost", code("JBSWY3DPEHPK3PXP")).json()["accepted"]
 
 
 def test_the_users_digit_count_decides_what_is_malformed(cli, store, tmp_path):
@@ -492,19 +496,24 @@ def test_export_then_import_into_a_fresh_store_keeps_every_code_working(
     assert verify(cli, "dave", code(dave_secret)).json()["accepted"]
     cli("user", "add", "erin")
     cli("user", "enable", "erin", "--method", "totp")  # pending: not exported
+    libpam = ga_file(tmp_path, "frank.ga", "KRSXG5CTMVRXEZLU", "STEP_SIZE 60", "TOTP_AUTH")
+    frank = cli(
+        "user", "import", "--google-authenticator", libpam, "--user", "frank", "--create-users"
+    )
+    assert frank.exit_code == 0  # an 80-bit secret with a 60 s step
 
     refused = cli("user", "export", "--otpauth", "--all")
     assert refused.exit_code == 2 and "otpauth://" not in refused.stdout
     exported = cli("user", "export", "--otpauth", "--all", "--yes")
     assert exported.exit_code == 0, exported.stderr
     lines = exported.stdout.splitlines()
-    assert len(lines) == 4 and all(line.startswith("otpauth://totp/") for line in lines)
+    assert len(lines) == 5 and all(line.startswith("otpauth://totp/") for line in lines)
     bob_uri = next(line for line in lines if ":bob?" in line)
     assert "algorithm=SHA256" in bob_uri and "digits=8" in bob_uri and "period=60" in bob_uri
     assert "issuer=eset2fa" in bob_uri
 
     audit = sql("SELECT target, details FROM audit WHERE action = 'user.export'")
-    assert sorted(row["target"] for row in audit) == ["alice", "bob", "carol", "dave"]
+    assert sorted(row["target"] for row in audit) == ["alice", "bob", "carol", "dave", "frank"]
     assert all(SECRET_B not in (row["details"] or "") for row in audit)
 
     # A fresh store with its own key.
@@ -513,11 +522,12 @@ def test_export_then_import_into_a_fresh_store_keeps_every_code_working(
     export_file = write(tmp_path, "export.txt", exported.stdout)
     r = cli("user", "import", "--otpauth", export_file, "--create-users", "--json", db=fresh)
     assert r.exit_code == 0, r.stdout + r.stderr
-    assert r.json()["counts"] == {"imported": 4}
+    assert r.json()["counts"] == {"imported": 5}
     assert verify(cli, "alice", code(SECRET_A), db=fresh).json()["accepted"]
     assert verify(cli, "bob", code(SECRET_B, "SHA256", 8, 60), db=fresh).json()["accepted"]
     assert verify(cli, "carol", code(SECRET_C, "SHA512"), db=fresh).json()["accepted"]
     assert verify(cli, "dave", code(dave_secret), db=fresh).json()["accepted"]
+    assert verify(cli, "frank", code("KRSXG5CTMVRXEZLU", period=60), db=fresh).json()["accepted"]
 
 
 def test_export_named_users_and_json(cli, store, tmp_path):
@@ -579,3 +589,34 @@ print(result.exit_code, "google.protobuf" in sys.modules)
     assert run("auth", "verify", "alice", "000000") == "1 False"
     uri = "otpauth-migration://offline?data=CjEKCkhlbGxvId6tvu8SGEV4YW1wbGU6YWxpY2VAZ29vZ2xlLmNvbRoHRXhhbXBsZTAC"
     assert run("user", "import", "--migration", uri, "--dry-run", "--create-users") == "0 True"
+
+
+def test_otpauth_lines_that_are_not_importable(cli, store, tmp_path):
+    uris = write(
+        tmp_path,
+        "uris.txt",
+        f"otpauth://totp/A:alice?secret={SECRET_A}&issuer=B\n"
+        f"otpauth://totp/bob?secret={SECRET_A}&secret={SECRET_B}\n"
+        "otpauth://totp/carol?issuer=X\n"
+        f"otpauth://totp/dave?secret={SECRET_A}&digits=7\n"
+        f"otpauth://totp/erin?secret={SECRET_A}&encoder=steam\n"
+        f"otpauth://hotp/frank?secret={SECRET_A}&counter=3\n"
+        f"https://example.org/?secret={SECRET_A}\n"
+        f"otpauth://totp/gina?secret={SECRET_A}&algorithm=sha256\n",
+    )
+    r = cli("user", "import", "--otpauth", uris, "--create-users", "--json")
+    assert r.exit_code == 1
+    got = [(row["name"], row["result"]) for row in r.json()["results"]]
+    assert got == [
+        ("alice", "invalid"),
+        ("bob", "invalid"),
+        ("carol", "invalid"),
+        ("dave", "invalid"),
+        ("erin", "invalid"),
+        ("frank", "skipped"),
+        (None, "invalid"),
+        ("gina", "imported"),
+    ]
+    reasons = " ".join(row["reason"] or "" for row in r.json()["results"])
+    assert SECRET_A not in reasons and SECRET_A not in r.stderr
+    assert verify(cli, "gina", code(SECRET_A, "SHA256")).json()["accepted"]

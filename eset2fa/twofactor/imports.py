@@ -1,8 +1,8 @@
 """`user import`: TOTP secrets brought in from other tools, sealed on arrival, in one transaction.
 
 The formats (each parser turns text into `ImportEntry`s and writes nothing):
-- `otpauth`: one `otpauth://totp/...` URI per line (Key Uri Format, parsed by pyotp); the label's
-  account part (after `Issuer:`) names the user;
+- `otpauth`: one `otpauth://totp/...` URI per line (Key Uri Format, read with urllib.parse); the
+  label's account part (after `Issuer:`) names the user;
 - `csv`: `name,secret[,digits,period,algorithm]`, an optional header line;
 - `google-authenticator`: google-authenticator-libpam's `~/.google_authenticator` file: the base32
   secret, `" OPTION` lines (TOTP_AUTH, STEP_SIZE, WINDOW_SIZE, RATE_LIMIT, DISALLOW_REUSE,
@@ -163,28 +163,48 @@ def parse_otpauth(lines: Iterable[str]) -> list[ImportEntry]:
     return entries
 
 
-def _from_uri(text: str, source: str) -> ImportEntry:
-    import pyotp
+_URI_PARAMETERS = {"secret", "issuer", "algorithm", "digits", "period", "counter", "encoder"}
 
-    if not text.lower().startswith("otpauth://"):
+
+def _from_uri(text: str, source: str) -> ImportEntry:
+    """One Key Uri Format link, read with urllib.parse.
+
+    Not pyotp.parse_uri: since pyotp 2.10 it refuses secrets under 112 bits, and
+    google-authenticator-libpam's own otpauth links carry 80-bit secrets.
+    """
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme.lower() != "otpauth":
         raise _Refused("not an otpauth:// URI")
-    try:
-        otp = pyotp.parse_uri(text)
-    except ValueError as error:
-        # pyotp's messages name the problem ("Digits may only be 6, 7, or 8", "No secret found
-        # in URI"), never the secret; int() failures quote a digits/period/counter value.
-        message = str(error)
-        if "invalid literal" in message:
-            message = "digits, period and counter must be whole numbers"
-        raise _Refused(f"not a valid otpauth URI: {message[:120]}") from None
-    name = _user_name(otp.name)
-    if isinstance(otp, pyotp.HOTP):
+    # label = accountname / issuer (":" / "%3A") *"%20" accountname
+    issuer_label, colon, account = unquote(parts.path.lstrip("/")).partition(":")
+    name = _user_name(account if colon else issuer_label)
+    values: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        key = key.lower()
+        if key in _URI_PARAMETERS and key in values:
+            raise _Refused(f"the {key} parameter is given twice", name)
+        values[key] = value
+    kind = parts.netloc.lower()
+    if kind == "hotp":
         raise _Refused("HOTP (counter-based) secrets are not imported; TOTP only", name, SKIPPED)
-    if otp.__class__ is not pyotp.TOTP:  # contrib.Steam: letters, not digits
-        raise _Refused("this kind of TOTP (Steam) is not supported", name)
-    algorithm, digits, period = _parameters(otp.digest().name, otp.digits, otp.interval, name)
-    secret = _decode_secret(otp.secret, name)
-    return ImportEntry(source, name, secret, algorithm, digits, period, otp.issuer or None)
+    if kind != "totp":
+        raise _Refused(f"not a TOTP URI (otpauth://{kind[:10]}/)", name)
+    if values.get("encoder"):
+        raise _Refused("this kind of TOTP (an encoder such as Steam's) is not supported", name)
+    issuer = values.get("issuer") or None
+    if colon and issuer is not None and issuer != issuer_label:
+        raise _Refused("the issuer in the label and the issuer parameter differ", name)
+    if not values.get("secret"):
+        raise _Refused("the URI has no secret", name)
+    algorithm, digits, period = _parameters(
+        values.get("algorithm"), values.get("digits"), values.get("period"), name
+    )
+    secret = _decode_secret(values["secret"], name)
+    return ImportEntry(
+        source, name, secret, algorithm, digits, period, issuer or (issuer_label if colon else None)
+    )
 
 
 # -- CSV ---------------------------------------------------------------------------------------

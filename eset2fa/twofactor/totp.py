@@ -79,15 +79,29 @@ def provisioning_uri(
     """
     import hashlib
 
-    import pyotp
-
-    return pyotp.TOTP(
+    return _uri_totp_class()(
         secret,
         digits=digits or DIGITS,
         digest=getattr(hashlib, (algorithm or ALGORITHM).lower()),
         interval=period or PERIOD_SECONDS,
         issuer=issuer,
     ).provisioning_uri(name=account)
+
+
+_uri_totp: list = []
+
+
+def _uri_totp_class():
+    """pyotp's TOTP, built once, accepting the 80-bit secrets of google-authenticator-libpam:
+    pyotp >= 2.10 refuses secrets under 112 bits, and imported ones must export again."""
+    if not _uri_totp:
+        import pyotp
+
+        class UriTOTP(pyotp.TOTP):
+            min_secret_length_bits = 80
+
+        _uri_totp.append(UriTOTP)
+    return _uri_totp[0]
 
 
 def parameters_of(row) -> dict:
