@@ -71,7 +71,11 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "user": (
         "eset2fa.commands.user",
         "app",
-        ("eset2fa.commands.user_recovery", "eset2fa.commands.user_2fa"),
+        (
+            "eset2fa.commands.user_recovery",
+            "eset2fa.commands.user_2fa",
+            "eset2fa.commands.user_import",
+        ),
     ),
     "config": ("eset2fa.commands.config", "app", ()),
     "outbox": ("eset2fa.commands.outbox", "outbox", ()),

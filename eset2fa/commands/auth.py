@@ -18,7 +18,7 @@ def verdict_line(result: dict) -> str:
         )
     why = {
         "wrong_code": "wrong code",
-        "malformed": "not a 6-digit code",
+        "malformed": "not a code of the right length: 6 digits, 8 for some imported users",
         "replay": "code already used",
     }[result["reason"]]
     line = f"[bold red]Rejected[/] ({why}): {result['fail_count']} failed attempt(s)"
@@ -31,7 +31,7 @@ def verdict_line(result: dict) -> str:
 def verify(
     ctx: typer.Context,
     name: str = user_name_argument(),
-    code: str = typer.Argument(None, help="The 6-digit code from the authenticator app."),
+    code: str = typer.Argument(None, help="The code from the authenticator app (6 or 8 digits)."),
     recovery_code: str = typer.Option(
         None, "--recovery-code", metavar="CODE", help="A one-time recovery code instead."
     ),

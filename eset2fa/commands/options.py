@@ -113,14 +113,18 @@ def render_bulk(
     title: str,
     summary: str,
     empty: str,
+    listed: tuple[str, ...] = (),
 ) -> None:
     """The result of a bulk command: one JSON document, or the rows that did not go through (at
     most SHOWN_PROBLEMS) and one line of counts, `enabled: 2, already enabled: 1, not found: 1`
     (the results in `ok` first). Exit 1 when any row's result is not in `ok`; a re-run that
-    finds every user already done is not a failure, so `ok` includes the "already" results."""
+    finds every user already done is not a failure, so `ok` includes the "already" results.
+
+    `listed`: results that are not failures but are shown with the problems (an import's
+    skipped HOTP entries)."""
 
     def human() -> None:
-        problems = [r for r in results if r["result"] not in ok]
+        problems = [r for r in results if r["result"] not in ok or r["result"] in listed]
         if problems:
             inv.output.table(
                 list(columns),

@@ -203,6 +203,22 @@ def m0008_keyed_hashes(conn: sqlite3.Connection) -> None:
     del conn
 
 
+def m0009_totp_parameters(conn: sqlite3.Connection) -> None:
+    # Per-user TOTP parameters for secrets imported from other tools (SHA256/SHA512, 8 digits,
+    # periods other than 30 s). NULL means the default (SHA1, 6, 30): existing rows and every
+    # secret eset2fa generates itself keep NULLs, so nothing is rewritten and the verification of
+    # a default user takes the same path as before.
+    _run(
+        conn,
+        """
+        ALTER TABLE users ADD COLUMN totp_algorithm TEXT
+            CHECK (totp_algorithm IN ('SHA1', 'SHA256', 'SHA512'));
+        ALTER TABLE users ADD COLUMN totp_digits INTEGER CHECK (totp_digits IN (6, 8));
+        ALTER TABLE users ADD COLUMN totp_period INTEGER CHECK (totp_period > 0)
+        """,
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_initial", m0001_initial),
     ("0002_config_and_outbox", m0002_config_and_outbox),
@@ -212,6 +228,7 @@ MIGRATIONS: list[Migration] = [
     ("0006_audit_indexes", m0006_audit_indexes),
     ("0007_password_failures", m0007_password_failures),
     ("0008_keyed_hashes", m0008_keyed_hashes),
+    ("0009_totp_parameters", m0009_totp_parameters),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

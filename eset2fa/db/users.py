@@ -59,11 +59,13 @@ def unlock(conn: sqlite3.Connection, user_id: int) -> None:
 
 
 def clear_two_factor(conn: sqlite3.Connection, user_ids: Iterable[int]) -> None:
-    """Every second-factor column back to "never enrolled" (secret, phone, lock, counters)."""
+    """Every second-factor column back to "never enrolled" (secret and its TOTP parameters,
+    phone, lock, counters)."""
     conn.executemany(
         "UPDATE users SET method = NULL, state = 'disabled', secret = NULL, phone = NULL,"
         " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
-        " enabled_at = NULL, activated_at = NULL WHERE id = ?",
+        " enabled_at = NULL, activated_at = NULL,"
+        " totp_algorithm = NULL, totp_digits = NULL, totp_period = NULL WHERE id = ?",
         ((user_id,) for user_id in user_ids),
     )
 
@@ -84,6 +86,9 @@ class VerifyRow(NamedTuple):
     window: str | None  # the stored `totp.window` setting (None: the default)
     max_failures: str | None  # the stored `lockout.max_failures` setting
     last_hash: str | None  # the audit chain's last hash (None: an empty log)
+    totp_algorithm: str | None  # an imported secret's parameters (None: SHA1, 6 digits, 30 s)
+    totp_digits: int | None
+    totp_period: int | None
 
 
 # The user's row, the two policy settings and the audit chain's last hash in one statement (one
@@ -92,7 +97,8 @@ _VERIFY_QUERY = (
     "SELECT id, name, state, secret, fail_count, locked, last_step,"
     " (SELECT value FROM config WHERE key = 'totp.window') AS window,"
     " (SELECT value FROM config WHERE key = 'lockout.max_failures') AS max_failures,"
-    f" ({LAST_HASH_SQL}) AS last_hash"
+    f" ({LAST_HASH_SQL}) AS last_hash,"
+    " totp_algorithm, totp_digits, totp_period"
     " FROM users WHERE name = ?"
 )
 
@@ -118,10 +124,12 @@ def accept_step(
 
 def set_pending(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
     """Enable 2FA: (method, sealed secret or None, enabled_at, id) per user, state `pending`;
-    the replay step, the count and the lock start clean."""
+    the replay step, the count and the lock start clean, and a new secret has the default TOTP
+    parameters (an imported user's SHA256/8 digits/60 s go with their old secret)."""
     conn.executemany(
         "UPDATE users SET method = ?, state = 'pending', secret = ?, enabled_at = ?,"
-        " activated_at = NULL, last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL"
+        " activated_at = NULL, last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
+        " totp_algorithm = NULL, totp_digits = NULL, totp_period = NULL"
         " WHERE id = ?",
         rows,
     )
@@ -371,3 +379,44 @@ def lock_after_password_failures(
 def clear_password_failures(conn: sqlite3.Connection, user_id: int) -> None:
     """`user unlock` clears this count with the lock and the OTP count."""
     conn.execute("UPDATE users SET password_failures = 0 WHERE id = ?", (user_id,))
+
+
+# -- imports and exports of TOTP secrets (twofactor/imports.py, twofactor/exports.py) -------------
+
+
+def import_totp(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+    """(sealed secret, algorithm, digits, period, enabled_at, id) per user: TOTP `active` with an
+    imported secret (the user already has it in their app); parameters None mean the defaults.
+    The replay step, the count and the lock start clean."""
+    conn.executemany(
+        "UPDATE users SET method = 'totp', state = 'active', secret = ?1, totp_algorithm = ?2,"
+        " totp_digits = ?3, totp_period = ?4, enabled_at = ?5, activated_at = ?5,"
+        " last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL WHERE id = ?6",
+        rows,
+    )
+
+
+_EXPORT_COLUMNS = "id, name, group_name, secret, totp_algorithm, totp_digits, totp_period"
+_EXPORTABLE = "method = 'totp' AND state = 'active' AND secret IS NOT NULL"
+
+
+def exportable_named(conn: sqlite3.Connection, names: list[str]) -> list[sqlite3.Row]:
+    """(id, name, group_name, sealed secret, TOTP parameters) of the named users that are active
+    TOTP users; the others are simply absent (the caller tells them from the names)."""
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(names), _IN_LIMIT):
+        part = names[start : start + _IN_LIMIT]
+        marks = ",".join("?" * len(part))
+        rows += conn.execute(
+            f"SELECT {_EXPORT_COLUMNS} FROM users WHERE {_EXPORTABLE} AND name IN ({marks})",
+            part,
+        ).fetchall()
+    return rows
+
+
+def exportable_page(conn: sqlite3.Connection, *, after_id: int, limit: int) -> list[sqlite3.Row]:
+    """The same for the next `limit` active TOTP users by id after `after_id` (keyset pages)."""
+    return conn.execute(
+        f"SELECT {_EXPORT_COLUMNS} FROM users WHERE {_EXPORTABLE} AND id > ? ORDER BY id LIMIT ?",
+        (after_id, limit),
+    ).fetchall()

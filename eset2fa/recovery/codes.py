@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import sqlite3
+from collections.abc import Iterable
 
 from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
@@ -35,11 +36,20 @@ COUNT = 10
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SYMBOLS = 10  # 10 x 5 bits = 50 bits
 _ALIASES = str.maketrans({"I": "1", "L": "1", "O": "0"})
+SCRATCH_DIGITS = 8  # google-authenticator-libpam's scratch codes (see normalize)
 
 
 def normalize(code: str) -> str | None:
-    """The code in canonical form (upper case, no dashes or spaces); None if it cannot be one."""
-    cleaned = (code or "").replace("-", "").replace(" ", "").strip().upper().translate(_ALIASES)
+    """The code in canonical form (upper case, no dashes or spaces); None if it cannot be one.
+
+    Eight ASCII digits are a google-authenticator-libpam scratch code, imported as a recovery
+    code by `user import --google-authenticator` (their entropy is lower, 26.6 bits, but each
+    works once and every wrong attempt counts toward the lockout).
+    """
+    stripped = (code or "").replace("-", "").replace(" ", "").strip()
+    if len(stripped) == SCRATCH_DIGITS and stripped.isascii() and stripped.isdigit():
+        return stripped
+    cleaned = stripped.upper().translate(_ALIASES)
     if len(cleaned) != SYMBOLS or not cleaned.isascii() or any(c not in ALPHABET for c in cleaned):
         return None
     return cleaned
@@ -81,6 +91,15 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
             {"count": COUNT, "unused_replaced": replaced},
         )
     return {"name": target["name"], "count": COUNT, "replaced_unused": replaced}, codes
+
+
+def store_imported(conn: sqlite3.Connection, user_id: int, codes: Iterable[str]) -> int:
+    """Codes brought from another tool (google-authenticator-libpam's scratch codes) become the
+    user's recovery codes, hashed like ours; inside the caller's write transaction."""
+    salt = code_hash.new_salt()
+    hashes = [code_hash.hash_code(salt, normalize(code)) for code in codes]
+    code_rows.replace(conn, user_id, salt, hashes, now_iso())
+    return len(hashes)
 
 
 def remaining(store: Store, actor: Actor, name: str) -> dict:

@@ -357,4 +357,5 @@ def enrollment_uri(store: Store, actor: Actor, name: str) -> dict:
     issuer = settings.get(store.conn, "totp.issuer")
     with store.write() as conn:
         audit_chain.record(conn, actor.label, "user.qr", row["name"], "ok")
-    return {"name": row["name"], "uri": totp.provisioning_uri(secret, row["name"], issuer)}
+    uri = totp.provisioning_uri(secret, row["name"], issuer, **totp.parameters_of(row))
+    return {"name": row["name"], "uri": uri}

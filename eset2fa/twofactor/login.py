@@ -43,7 +43,9 @@ def pending_uri(store: Store, row) -> str:
 
     secret = keys.for_store(store).open(row["secret"], totp.secret_context(row["id"]))
     issuer = settings.get(store.conn, "totp.issuer")
-    return totp.provisioning_uri(base64.b32encode(secret).decode(), row["name"], issuer)
+    return totp.provisioning_uri(
+        base64.b32encode(secret).decode(), row["name"], issuer, **totp.parameters_of(row)
+    )
 
 
 def _check_password(store: Store, name: str, password: str):
@@ -146,7 +148,8 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
     for _attempt in range(OTP_ATTEMPTS):
         code = callbacks.ask_otp(f"One-time password for {row['name']} (or a recovery code)")
         code = code.strip()
-        if not totp.is_well_formed(code) and recovery_codes.looks_like_recovery_code(code):
+        digits = row["totp_digits"] or totp.DIGITS  # 8 for a user imported with 8-digit codes
+        if not totp.is_well_formed(code, digits) and recovery_codes.looks_like_recovery_code(code):
             result = recovery_codes.use_recovery_code(store, row["name"], code, action="auth.login")
             factor = "recovery_code"
         else:

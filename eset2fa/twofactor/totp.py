@@ -3,7 +3,8 @@
 `verify_otp(store, name, code)` is the Python API for integrations (PAM helpers, web apps) and what
 `auth verify`, `auth login` and `--as` call. Rules (SPEC §2, S5):
 
-- a code that is not exactly six ASCII digits is rejected before any cryptography;
+- a code that is not exactly six ASCII digits (eight for a user imported with 8-digit codes)
+  is rejected before any HMAC;
 - the secret is decrypted with the master key, bound to the user (`user:<id>:totp`);
 - the code is compared in constant time with the codes of the steps within ±`totp.window`;
 - a time step at or before the last accepted one is a replay and is rejected;
@@ -20,6 +21,11 @@ so parallel attempts from several processes never lose a count.
 pyotp builds the otpauth:// URI; the codes themselves come from the standard library's
 `hmac.digest` (RFC 4226 dynamic truncation in three lines, checked against the RFC 6238 vectors and
 pyotp in the tests), several times faster per verification than pyotp's per-call base32 decoding.
+
+Per-user parameters: secrets imported from other tools (`user import`) may use HMAC-SHA256 or
+-SHA512, 8 digits or another period; the users row keeps them (NULL meaning the default SHA1, 6,
+30 s), verification reads them with the row and the URI carries them. Secrets eset2fa generates
+always use the defaults.
 The failed-attempt count and the lock are `lockout`'s, the defaults `policy`'s, the sealing
 `eset2fa.secrets`'; the rows are read and written by `eset2fa.db.users`.
 """
@@ -44,6 +50,8 @@ from eset2fa.twofactor import lockout, policy
 DIGITS = 6
 PERIOD_SECONDS = 30
 ALGORITHM = "SHA1"
+ALGORITHMS = ("SHA1", "SHA256", "SHA512")  # what a user's stored parameters may name
+DIGIT_COUNTS = (6, 8)
 SECRET_BYTES = 20  # 160 bits, the HMAC-SHA1 block-friendly size RFC 4226 recommends
 
 
@@ -59,17 +67,58 @@ def encode_secret(secret: bytes) -> str:
     return base64.b32encode(secret).decode("ascii")
 
 
-def provisioning_uri(secret: str, account: str, issuer: str) -> str:
-    """The Key Uri Format link (otpauth://totp/Issuer:account?secret=...&issuer=...)."""
-    import pyotp
+def provisioning_uri(
+    secret: str,
+    account: str,
+    issuer: str,
+    *,
+    algorithm: str | None = None,
+    digits: int | None = None,
+    period: int | None = None,
+) -> str:
+    """The Key Uri Format link (otpauth://totp/Issuer:account?secret=...&issuer=...).
 
-    return pyotp.TOTP(
-        secret, digits=DIGITS, interval=PERIOD_SECONDS, issuer=issuer
+    `algorithm`, `digits` and `period` are a user's stored parameters (None: the default, which
+    the URI leaves out); `parameters_of(row)` gives them.
+    """
+    import hashlib
+
+    return _uri_totp_class()(
+        secret,
+        digits=digits or DIGITS,
+        digest=getattr(hashlib, (algorithm or ALGORITHM).lower()),
+        interval=period or PERIOD_SECONDS,
+        issuer=issuer,
     ).provisioning_uri(name=account)
 
 
-def time_step(moment: float) -> int:
-    return int(moment // PERIOD_SECONDS)
+_uri_totp: list = []
+
+
+def _uri_totp_class():
+    """pyotp's TOTP, built once, accepting the 80-bit secrets of google-authenticator-libpam:
+    pyotp >= 2.10 refuses secrets under 112 bits, and imported ones must export again."""
+    if not _uri_totp:
+        import pyotp
+
+        class UriTOTP(pyotp.TOTP):
+            min_secret_length_bits = 80
+
+        _uri_totp.append(UriTOTP)
+    return _uri_totp[0]
+
+
+def parameters_of(row) -> dict:
+    """A users row's stored TOTP parameters, as provisioning_uri's keyword arguments."""
+    return {
+        "algorithm": row["totp_algorithm"],
+        "digits": row["totp_digits"],
+        "period": row["totp_period"],
+    }
+
+
+def time_step(moment: float, period: int = PERIOD_SECONDS) -> int:
+    return int(moment // period)
 
 
 _pack_counter = struct.Struct(">Q").pack
@@ -87,6 +136,13 @@ def _truncate(digest: bytes) -> bytes:
     return b"%06d" % (number % 1_000_000)
 
 
+def _truncate_to(digest: bytes, digits: int) -> bytes:
+    """The same for any HMAC digest (SHA256, SHA512: the offset is in the last byte, as in RFC
+    6238's reference code) and `digits` digits: for imported secrets only."""
+    number = _unpack_word(digest, digest[-1] & 0x0F)[0] & 0x7FFFFFFF
+    return b"%0*d" % (digits, number % 10**digits)
+
+
 def code_at_step(secret: str, step: int) -> str:
     """The code for a time step, from a base32 secret."""
     return hotp(decode_secret(secret), step).decode("ascii")
@@ -96,9 +152,14 @@ def decode_secret(secret: str) -> bytes:
     return base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
 
 
-def is_well_formed(code: str) -> bool:
+def is_well_formed(code: str, digits: int = DIGITS) -> bool:
     # isdigit() alone accepts other scripts' digits ("١٢٣٤٥٦"); authenticators show ASCII.
-    return isinstance(code, str) and len(code) == DIGITS and code.isascii() and code.isdigit()
+    return isinstance(code, str) and len(code) == digits and code.isascii() and code.isdigit()
+
+
+def _could_be_code(code: str) -> bool:
+    """6 or 8 ASCII digits: checked before the row is read (then against the user's digits)."""
+    return isinstance(code, str) and len(code) in DIGIT_COUNTS and code.isascii() and code.isdigit()
 
 
 def secret_context(user_id: int) -> str:
@@ -133,21 +194,37 @@ def _moment(now: float | datetime | None) -> float:
     return float(now)
 
 
-def _matching_step(key: bytes, code: str, step: int, window: int) -> int | None:
+def _matching_step(
+    key: bytes,
+    code: str,
+    step: int,
+    window: int,
+    algorithm: str | None = None,
+    digits: int | None = None,
+) -> int | None:
     """The step within the window whose code equals `code`, comparing every candidate.
 
     All candidates are computed and compared (no early exit), so the time taken does not depend
-    on which step matched.
+    on which step matched. `algorithm`/`digits`: the user's stored parameters (None: default).
     """
     given = code.encode("ascii")
     # One stdlib HMAC keyed once, copied per candidate: the key's padded blocks are hashed once
     # per verification instead of once per candidate (hmac.digest re-keys on every call).
-    keyed = hmac.new(key, digestmod="sha1")
+    if algorithm is None and digits is None:  # the default SHA1/6 path, unchanged
+        keyed = hmac.new(key, digestmod="sha1")
+        truncate = _truncate
+    else:
+        keyed = hmac.new(key, digestmod=(algorithm or ALGORITHM).lower())
+        width = digits or DIGITS
+
+        def truncate(digest: bytes) -> bytes:
+            return _truncate_to(digest, width)
+
     matched = None
     for candidate in range(max(step - window, 0), step + window + 1):  # no step before 1970
         mac = keyed.copy()
         mac.update(_pack_counter(candidate))
-        if hmac.compare_digest(_truncate(mac.digest()), given):
+        if hmac.compare_digest(truncate(mac.digest()), given):
             matched = candidate
     return matched
 
@@ -167,7 +244,7 @@ def verify_otp(
     not enabled) and Locked (account locked: even a correct code is refused).
     `actor` is what the audit row records as the actor (default: the user themselves).
     """
-    well_formed = is_well_formed(code)
+    well_formed = _could_be_code(code)  # against the user's own digit count once the row is read
     # The key is loaded before the write transaction. A wrong or missing key is raised only when a
     # secret must be opened (an unknown user is still "not found"), and then inside the
     # transaction, which rolls back: the file is left unchanged.
@@ -202,6 +279,9 @@ def verify_otp(
             audit_chain.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
             refusal = lockout.locked_error(row.name)
         else:
+            if row.totp_period is not None:  # an imported secret with its own period
+                step = time_step(moment, row.totp_period)
+            well_formed = well_formed and len(code) == (row.totp_digits or DIGITS)
             outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
             audit_chain.record(
                 conn,
@@ -242,7 +322,7 @@ def _decide(
         if isinstance(sealer, EncryptionKeyError):
             raise sealer
         secret = sealer.open(row.secret, secret_context(row.id))
-        matched = _matching_step(secret, code, step, window)
+        matched = _matching_step(secret, code, step, window, row.totp_algorithm, row.totp_digits)
         if matched is None:
             reason = "wrong_code"
         elif row.last_step is not None and matched <= row.last_step:
