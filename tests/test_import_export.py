@@ -520,6 +520,7 @@ def test_export_then_import_into_a_fresh_store_keeps_every_code_working(
     fresh = tmp_path / "fresh.db"
     monkeypatch.setenv("ESET2FA_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
     export_file = write(tmp_path, "export.txt", exported.stdout)
+    assert cli("init", db=fresh).exit_code == 0  # only init creates a store at --db (issue 9)
     r = cli("user", "import", "--otpauth", export_file, "--create-users", "--json", db=fresh)
     assert r.exit_code == 0, r.stdout + r.stderr
     assert r.json()["counts"] == {"imported": 5}
@@ -584,6 +585,7 @@ print(result.exit_code, "google.protobuf" in sys.modules)
         )
         return done.stdout.strip().splitlines()[-1]
 
+    assert run("init") == "0 False"  # only init creates a store at --db (issue 9)
     assert run("user", "import", "--otpauth", uris, "--create-users") == "0 False"
     assert run("user", "status", "alice", "--json") == "0 False"
     assert run("auth", "verify", "alice", "000000") == "1 False"

@@ -55,8 +55,8 @@ def import_(
     Example:
         eset2fa user import --otpauth uris.txt --dry-run
         eset2fa user import --csv staff.csv --create-users --json
-        eset2fa user import --google-authenticator /home/alice/.google_authenticator
-        eset2fa user import --google-authenticator /root/.google_authenticator --user Administrator
+        eset2fa user import --google-authenticator ~alice/.google_authenticator
+        eset2fa user import --google-authenticator root-ga-file --user Administrator
         eset2fa user import --migration export.txt --create-users
     """
     from eset2fa.errors import UsageError

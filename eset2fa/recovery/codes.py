@@ -96,8 +96,9 @@ def regenerate(store: Store, actor: Actor, name: str) -> tuple[dict, list[str]]:
 def store_imported(conn: sqlite3.Connection, user_id: int, codes: Iterable[str]) -> int:
     """Codes brought from another tool (google-authenticator-libpam's scratch codes) become the
     user's recovery codes, hashed like ours; inside the caller's write transaction."""
+    codes_key = keys.for_connection(conn, create=True).codes_key
     salt = code_hash.new_salt()
-    hashes = [code_hash.hash_code(salt, normalize(code)) for code in codes]
+    hashes = [code_hash.hash_code(codes_key, salt, normalize(code)) for code in codes]
     code_rows.replace(conn, user_id, salt, hashes, now_iso())
     return len(hashes)
 
