@@ -56,7 +56,7 @@ def import_(
         eset2fa user import --otpauth uris.txt --dry-run
         eset2fa user import --csv staff.csv --create-users --json
         eset2fa user import --google-authenticator ~alice/.google_authenticator
-        eset2fa user import --google-authenticator root-ga-file --user Administrator
+        eset2fa user import --google-authenticator ga.txt --user Administrator
         eset2fa user import --migration export.txt --create-users
     """
     from eset2fa.errors import UsageError
