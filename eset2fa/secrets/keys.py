@@ -273,32 +273,17 @@ def write_key_file(path: Path, entries: dict[str | None, bytes]) -> None:
         encode_key(key) if key_id is None else f"{key_id} {encode_key(key)}"
         for key_id, key in entries.items()
     ]
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write("".join(line + "\n" for line in lines))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    from eset2fa.db.snapshot import write_atomically
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(path, "".join(line + "\n" for line in lines).encode())
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """`<key file>.tmp<pid>` left by a process killed while writing (called under the write
-    lock, so no other eset2fa process is writing the key file now)."""
-    for stale in path.parent.glob(path.name + ".tmp*"):
+    """The temporary key file a process killed while writing left behind (called under the
+    write lock, so no other eset2fa process is writing the key file now)."""
+    from eset2fa.db.snapshot import partial_path
+
+    for stale in path.parent.glob(partial_path(path).name.rsplit("-", 1)[0] + "-*"):
         stale.unlink(missing_ok=True)
 
 
