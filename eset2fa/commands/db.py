@@ -81,7 +81,7 @@ def rekey(ctx: typer.Context) -> None:
     Example:
         eset2fa db backup && eset2fa db rekey --yes
     """
-    from eset2fa.secrets.rekey import rekey as rekey_store
+    from eset2fa.ops.key_rotation import rekey as rekey_store
 
     inv = invocation(ctx)
     actor = inv.actor

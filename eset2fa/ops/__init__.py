@@ -1,1 +1,1 @@
-"""Running the store: settings, the audit log, backups and restore, store creation, doctor."""
+"""Running the store: settings, the audit log, backups and restore, key rotation, doctor."""

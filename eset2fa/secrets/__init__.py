@@ -1,1 +1,1 @@
-"""Secrets at rest: the master key and its sources, sealing, one-time-code hashing, rekey."""
+"""Secrets at rest: the master key and its sources, sealing, one-time-code hashing, subkeys."""

@@ -10,7 +10,7 @@ A new store gets its key with its first audited change (creating the store is on
 keyring when a usable keyring backend exists, else in the key file; the store records which, so
 later runs look there first (loading `keyring` costs ~0.2 s).
 
-Key ids make rotation crash-safe (`db rekey`, eset2fa.secrets.rekey): the store names the key it
+Key ids make rotation crash-safe (`db rekey`, eset2fa.ops.key_rotation): the store names the key it
 uses (meta `key_id`; none for a key made before ids existed or never rotated), a new key is
 stored under a new id before the transaction that switches to it, and the old one is removed only
 after that transaction committed. At every instant the key the store names is where it says.
