@@ -25,7 +25,7 @@ from eset2fa.clock import now_iso
 from eset2fa.db import Store
 from eset2fa.db import recovery_codes as code_rows
 from eset2fa.db import users as user_rows
-from eset2fa.errors import Eset2faError, Locked, NotFound, StateConflict
+from eset2fa.errors import Eset2faError, NotFound, StateConflict
 from eset2fa.ops import audit_chain
 from eset2fa.secrets import code_hash, keys
 from eset2fa.twofactor import lockout, policy
@@ -135,10 +135,7 @@ def use_recovery_code(
             )
         elif row.locked:
             audit_chain.record(conn, actor or row.name, action, row.name, "locked")
-            refusal = Locked(
-                f"{row.name} is locked after too many wrong codes.",
-                f"An administrator can run `eset2fa user unlock {row.name}`.",
-            )
+            refusal = lockout.locked_error(row.name)
         else:
             outcome = _decide(conn, row, given, codes_key)
             audit_chain.record(

@@ -23,7 +23,7 @@ from eset2fa.ops import audit_chain
 from eset2fa.recovery import codes as recovery_codes
 from eset2fa.recovery import token_reset
 from eset2fa.secrets import keys
-from eset2fa.twofactor import totp
+from eset2fa.twofactor import lockout, totp
 
 OTP_ATTEMPTS = 3  # prompts per login; every wrong one counts toward the lockout
 PHONE_ATTEMPTS = 3
@@ -50,7 +50,6 @@ def pending_uri(store: Store, row) -> str:
 
 def _check_password(store: Store, name: str, password: str):
     """The password, counted and throttled by `lockout.check_password` like `--as`."""
-    from eset2fa.twofactor import lockout
 
     check = lockout.check_password(
         store, name, password, action="auth.login", results=("password_ok", "password_failed")
@@ -217,7 +216,7 @@ def push_login(
             f"Enable it with `eset2fa user enable {row['name']} --method push`.",
         )
     if row["locked"]:
-        raise Locked(f"{row['name']} is locked.", "An administrator can run `eset2fa user unlock`.")
+        raise lockout.locked_error(row["name"])
     try:
         request = push_approval.send_and_wait(
             store, actor, row["name"], timeout=timeout, on_created=on_created
