@@ -4,7 +4,6 @@ import copy
 import errno
 import sqlite3
 from collections.abc import Iterator, MutableMapping
-from pathlib import Path
 
 import typer
 from typer.core import TyperGroup
@@ -344,11 +343,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    db: Path = typer.Option(
+    db: str = typer.Option(
         None,
         "--db",
         envvar="ESET2FA_DB",
-        help="Database file (default: eset2fa.db in the user data directory).",
+        help="Database file (default: eset2fa.db in the user data directory), or a PostgreSQL "
+        "URL postgresql://USER@HOST[:PORT]/DBNAME[?schema=NAME].",
         show_default=False,
     ),
     json_mode: bool = typer.Option(
@@ -385,7 +385,9 @@ def main(
         eset2fa user status alice --require active --json
     """
     if db:
-        db_path = Path(db).expanduser()
+        from eset2fa.db.location import parse  # a file path, or a PostgreSQL URL
+
+        db_path = parse(db)
     else:
         from eset2fa.paths import (
             default_db_path,  # platformdirs costs ~10 ms; --db/ESET2FA_DB skip it

@@ -1,4 +1,11 @@
-"""Every test runs the real CLI against a real SQLite file in its own temporary directory."""
+"""Every test runs the real CLI against a real store: an SQLite file in its own temporary
+directory, or (modules marked `backends("sqlite", "postgresql")`, which then run on both) a fresh
+schema of a real PostgreSQL server, dropped after the test.
+
+The server is ESET2FA_TEST_PG_DSN when set (.ci/run starts one), else a throwaway cluster this
+session starts (tests/pg_cluster.py). The PostgreSQL runs are skipped with a message only when no
+server can be started; under CI=true that is a failure.
+"""
 
 from __future__ import annotations
 
@@ -51,8 +58,87 @@ class Run:
         return json.loads(self.stdout)
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "backends(*names): run the module's store tests on these backends"
+    )
+
+
+# ESET2FA_TEST_BACKENDS=sqlite,postgresql runs every store test on the backends named (a
+# developer's check of a module not marked; the suite's own choice is the marker).
+_FORCED_BACKENDS = [b for b in os.environ.get("ESET2FA_TEST_BACKENDS", "").split(",") if b]
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        if _FORCED_BACKENDS:
+            metafunc.parametrize("backend", _FORCED_BACKENDS, indirect=True)
+        elif marker is not None:
+            metafunc.parametrize("backend", list(marker.args), indirect=True)
+
+
 @pytest.fixture
-def db_path(tmp_path) -> Path:
+def backend(request) -> str:
+    """ "sqlite" (the default), or "postgresql" in modules marked to run on both."""
+    return getattr(request, "param", "sqlite")
+
+
+# Read at import: the autouse fixture below removes every ESET2FA_* variable from each test.
+_GIVEN_PG_SERVER = os.environ.get("ESET2FA_TEST_PG_DSN")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The URL of a PostgreSQL server's database the tests may create schemas in."""
+    given = _GIVEN_PG_SERVER
+    if given:
+        yield given
+        return
+    import pg_cluster
+
+    try:
+        cluster = pg_cluster.start()
+    except Exception as exc:  # no initdb, no psycopg, a server that does not start
+        message = f"no PostgreSQL server could be started for the tests: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests: {message}")
+        pytest.skip(message)
+    try:
+        yield cluster.dsn
+    finally:
+        cluster.stop()
+
+
+def drop_schema(server: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_url(request, tmp_path, monkeypatch):
+    """A PostgreSQL store URL with a fresh schema of its own, dropped after the test.
+
+    A PostgreSQL store keeps no key file beside it: unless the test sets ESET2FA_KEY, the key is
+    created in ESET2FA_KEY_FILE (here, in tmp_path), as on a node without a keyring.
+    """
+    import uuid
+
+    monkeypatch.setenv("ESET2FA_KEY_FILE", str(tmp_path / "store.key"))
+    server = request.getfixturevalue("pg_server")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    sep = "&" if "?" in server else "?"
+    yield f"{server}{sep}schema={schema}"
+    drop_schema(server, schema)
+
+
+@pytest.fixture
+def db_path(tmp_path, backend, request) -> Path | str:
+    """The store's --db: a file in tmp_path, or a PostgreSQL URL (backend "postgresql")."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_url")
     return tmp_path / "store.db"
 
 
@@ -85,6 +171,16 @@ def sql(db_path):
     """Query the store directly, as a second opinion on what the CLI reports."""
 
     def query(statement: str, params: tuple = ()) -> list[sqlite3.Row]:
+        if isinstance(db_path, str):  # PostgreSQL: the same SQL, through the store's adapter
+            from eset2fa.db.location import PgLocation
+            from eset2fa.db.pg import connect
+
+            pg = connect(PgLocation(db_path))
+            try:
+                cursor = pg.execute(statement, params)
+                return cursor.fetchall() if cursor.description else []
+            finally:
+                pg.close()
         conn = sqlite3.connect(db_path)
         conn.row_factory = sqlite3.Row
         try:

@@ -20,7 +20,7 @@ MOMENT = datetime(2026, 11, 22, 12, 0, 10, tzinfo=UTC)  # 10 s into a 30 s step
 PROCESSES = 16
 
 # Only `init` creates a store at an explicit --db path (issue 9).
-pytestmark = pytest.mark.usefixtures("store")
+pytestmark = [pytest.mark.usefixtures("store"), pytest.mark.backends("sqlite", "postgresql")]
 
 
 def test_one_correct_code_sent_by_16_processes_at_once_locks_nobody(cli, db_path, sql):

@@ -77,6 +77,10 @@ class Store:
         return _WriteTransaction(self.conn)
 
     def schema_version(self) -> int:
+        if self.conn.dialect == "postgresql":
+            from eset2fa.db.pg import schema_version
+
+            return schema_version(self.conn)
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
     def close(self) -> None:
@@ -92,6 +96,7 @@ class StoreConnection(sqlite3.Connection):
     """
 
     __slots__ = ("__weakref__", "db_path")
+    dialect = "sqlite"  # eset2fa.db.pg.PgConnection says "postgresql"
 
 
 def _connect(path: Path, *, must_exist: bool = False) -> sqlite3.Connection:
@@ -153,12 +158,25 @@ def no_store(path: Path, why: str = "") -> StorageError:
     )
 
 
+def store_exists(path) -> bool:
+    """Whether a store (or any non-empty file) is at `path`: `init` refuses to touch one."""
+    if not isinstance(path, Path | str):
+        from eset2fa.db.pg import holds_store
+
+        return holds_store(path)
+    path = Path(path)
+    return path.exists() and path.stat().st_size > 0
+
+
 def require_store_file(path: Path) -> None:
     """Refuse a path that holds no store: missing, a directory, or an empty file (exit 9).
 
     Touches nothing: what a read-only command checks before it opens the file (SQLite would
-    create a missing file, and happily treat an empty one as an empty database).
+    create a missing file, and happily treat an empty one as an empty database). A PostgreSQL
+    location is checked when it is opened (eset2fa.db.pg), never created by a read either.
     """
+    if not isinstance(path, Path):
+        return
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -209,6 +227,10 @@ def open_store(path: Path, *, create: bool = True) -> Store:
     made as needed), `created` says so. With create=False nothing is created: a missing path, an
     empty file or an SQLite file without eset2fa's schema is StorageError (exit 9), untouched.
     """
+    if not isinstance(path, Path | str):
+        from eset2fa.db.pg import open_pg_store
+
+        return open_pg_store(path, create=create)
     path = Path(path)
     created = False
     if not create:

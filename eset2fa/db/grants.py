@@ -37,8 +37,8 @@ def add(
 ) -> bool:
     """True if the grant was new (an existing one is left as it is)."""
     cursor = conn.execute(
-        "INSERT OR IGNORE INTO grants (actor_id, target_user_id, target_group, created_at)"
-        " VALUES (?, ?, ?, ?)",
+        "INSERT INTO grants (actor_id, target_user_id, target_group, created_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (actor_id, target_user_id, target_group, created_at),
     )
     return cursor.rowcount == 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from eset2fa.db.pg import dialect
+
 
 def insert(
     conn: sqlite3.Connection,
@@ -16,12 +18,14 @@ def insert(
     sealed: bytes | None,
 ) -> int:
     """Keep one message; returns its id."""
-    cursor = conn.execute(
+    sql = (
         "INSERT INTO outbox (at, channel, recipient, user_name, body, data, sealed)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (at, channel, recipient, user, body, data, sealed),
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
     )
-    return cursor.lastrowid
+    params = (at, channel, recipient, user, body, data, sealed)
+    if dialect(conn) == "postgresql":
+        return conn.execute(sql + " RETURNING id", params).fetchone()[0]
+    return conn.execute(sql, params).lastrowid
 
 
 def newest(

@@ -12,12 +12,19 @@ def get(conn: sqlite3.Connection, key: str) -> str | None:
 
 def add_if_missing(conn: sqlite3.Connection, key: str, value: str) -> str:
     """Store `value` unless `key` already has one; returns the value in force."""
-    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+    # Upserts in the syntax SQLite and PostgreSQL both accept (eset2fa.db.pg).
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
+    )
     return get(conn, key)
 
 
 def put(conn: sqlite3.Connection, values: dict[str, str]) -> None:
-    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items()))
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        list(values.items()),
+    )
 
 
 def delete(conn: sqlite3.Connection, key: str) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from eset2fa.db.pg import dialect
+
 _SELECT = "SELECT p.*, u.name AS user FROM push_requests p JOIN users u ON u.id = p.user_id"
 
 
@@ -44,7 +46,9 @@ def newest(
         clauses.append("p.state = ?")
         params.append(state)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"{_SELECT}{where} ORDER BY p.created_at DESC, p.rowid DESC"
+    # Same instant: SQLite's insertion order (rowid); PostgreSQL has none, the ID decides.
+    tie = "p.rowid" if dialect(conn) == "sqlite" else "p.id"
+    sql = f"{_SELECT}{where} ORDER BY p.created_at DESC, {tie} DESC"
     if limit:
         sql += f" LIMIT {int(limit)}"
     return conn.execute(sql, params).fetchall()
@@ -70,15 +74,14 @@ def insert(
     requested_by: str,
 ) -> bool:
     """Store a new pending request; False when the ID is already taken (draw another)."""
-    try:
-        conn.execute(
-            "INSERT INTO push_requests (id, user_id, created_at, expires_at, nonce_hash,"
-            " transport, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (request_id, user_id, created_at, expires_at, nonce_hash, transport, requested_by),
-        )
-    except sqlite3.IntegrityError:
-        return False
-    return True
+    # ON CONFLICT rather than catching the error: on PostgreSQL a failed statement aborts the
+    # whole transaction, so "taken, draw another" must not be an error.
+    cursor = conn.execute(
+        "INSERT INTO push_requests (id, user_id, created_at, expires_at, nonce_hash,"
+        " transport, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (request_id, user_id, created_at, expires_at, nonce_hash, transport, requested_by),
+    )
+    return cursor.rowcount == 1
 
 
 def decide(

@@ -33,8 +33,12 @@ def put(
 ) -> None:
     """Record a reset with no attempts yet, replacing the user's earlier one."""
     conn.execute(
-        "INSERT OR REPLACE INTO token_resets (user_id, code_hash, salt, phone, created_at,"
-        " expires_at, attempts, requested_by, backup) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        "INSERT INTO token_resets (user_id, code_hash, salt, phone, created_at,"
+        " expires_at, attempts, requested_by, backup) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+        " ON CONFLICT (user_id) DO UPDATE SET code_hash = excluded.code_hash,"
+        " salt = excluded.salt, phone = excluded.phone, created_at = excluded.created_at,"
+        " expires_at = excluded.expires_at, attempts = 0,"
+        " requested_by = excluded.requested_by, backup = excluded.backup",
         (user_id, code_hash, salt, phone, created_at, expires_at, requested_by, backup),
     )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from eset2fa.db.audit_log import LAST_HASH_SQL
+from eset2fa.db.pg import dialect
 from eset2fa.errors import NotFound
 
 _IN_LIMIT = 900  # names per `IN (...)`: below SQLite's variable limit on old builds
@@ -101,10 +102,14 @@ _VERIFY_QUERY = (
     " totp_algorithm, totp_digits, totp_period"
     " FROM users WHERE name = ?"
 )
+# PostgreSQL: the user's row is taken FOR UPDATE, so its count and replay step stay exact until
+# the commit (a write transaction also holds the store's write lock: eset2fa.db.pg).
+_VERIFY_QUERY_PG = _VERIFY_QUERY + " FOR UPDATE"
 
 
 def find_for_verify(conn: sqlite3.Connection, name: str) -> VerifyRow | None:
-    found = conn.execute(_VERIFY_QUERY, (name,)).fetchone()
+    query = _VERIFY_QUERY_PG if dialect(conn) != "sqlite" and conn.in_transaction else _VERIFY_QUERY
+    found = conn.execute(query, (name,)).fetchone()
     return None if found is None else VerifyRow._make(found)
 
 
@@ -213,12 +218,14 @@ def insert(
     builtin: bool = False,
 ) -> int:
     """A new user (2FA disabled); returns its id."""
-    cursor = conn.execute(
+    sql = (
         "INSERT INTO users (name, group_name, password_hash, builtin, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (name, group, password_hash, int(builtin), created_at),
+        " VALUES (?, ?, ?, ?, ?)"
     )
-    return cursor.lastrowid
+    params = (name, group, password_hash, int(builtin), created_at)
+    if dialect(conn) == "postgresql":
+        return conn.execute(sql + " RETURNING id", params).fetchone()[0]
+    return conn.execute(sql, params).lastrowid
 
 
 def insert_many(conn: sqlite3.Connection, rows: Iterable[tuple[str, str | None, str]]) -> None:
@@ -315,6 +322,15 @@ def names_starting_with(
     only. `%`, `_` and `\\` in the prefix are literal.
     """
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if dialect(conn) == "postgresql":  # LIKE is case-sensitive under the byte-wise "C" collation
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM users WHERE name COLLATE \"C\" LIKE ? ESCAPE '\\'"
+                " ORDER BY name LIMIT ?",
+                (pattern, limit),
+            )
+        ]
     return [
         row[0]
         for row in conn.execute(
@@ -358,9 +374,10 @@ def names_for_completion(path: Path, prefix: str, limit: int = COMPLETION_LIMIT)
 def password_state(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | None:
     """(password_failures, locked) of the user, re-read inside the write transaction; None when
     the user was deleted meanwhile."""
-    return conn.execute(
-        "SELECT password_failures, locked FROM users WHERE id = ?", (user_id,)
-    ).fetchone()
+    sql = "SELECT password_failures, locked FROM users WHERE id = ?"
+    if dialect(conn) == "postgresql":
+        sql += " FOR UPDATE"
+    return conn.execute(sql, (user_id,)).fetchone()
 
 
 def set_password_failures(conn: sqlite3.Connection, user_id: int, failures: int) -> None:

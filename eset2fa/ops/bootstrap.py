@@ -6,7 +6,9 @@ from pathlib import Path
 
 from eset2fa.accounts.console_users import ensure_administrator
 from eset2fa.db import Store, open_store
+from eset2fa.db.connection import store_exists
 from eset2fa.errors import StateConflict
+from eset2fa.secrets.keys import require_key_place
 
 
 def init_store(path: Path, password: str | None) -> tuple[Store, str | None]:
@@ -14,11 +16,12 @@ def init_store(path: Path, password: str | None) -> tuple[Store, str | None]:
 
     An existing file is never touched: `init` on it is a state conflict (exit 6).
     """
-    if path.exists() and path.stat().st_size > 0:
+    if store_exists(path):
         raise StateConflict(
             f"A database already exists at {path}.",
             "Use it as it is, or pass --db with a new path to create another store.",
         )
+    require_key_place(path)  # refused before anything is created
     store = open_store(path)
     generated = ensure_administrator(store, password)
     return store, generated

@@ -3,8 +3,11 @@
 Where the key comes from, in this order (README, "Encryption key"):
 1. `ESET2FA_KEY`: the key itself, URL-safe base64 of 32 bytes (for containers and CI);
 2. the OS keyring (`keyring`), service `eset2fa`, user `store-<store id>[-<key id>]`;
-3. a key file beside the database, `<database>.key`, mode 0600 (for headless servers): one key
-   per line, `<key id> <key>`, or the bare key for a store that names no key id.
+3. a key file, mode 0600 (for headless servers): `ESET2FA_KEY_FILE` when set, else beside the
+   database file, `<database>.key`; one key per line, `<key id> <key>`, or the bare key for a
+   store that names no key id. A PostgreSQL store has no file to sit beside: its key comes from
+   ESET2FA_KEY, the keyring or ESET2FA_KEY_FILE, and every node that shares the store needs the
+   same key (the check value, in the shared database, tells a node with another key).
 
 A new store gets its key with its first audited change (creating the store is one), in the
 keyring when a usable keyring backend exists, else in the key file; the store records which, so
@@ -45,6 +48,7 @@ from eset2fa.errors import EncryptionKeyError
 from eset2fa.secrets.sealer import Sealer
 
 ENV_VAR = "ESET2FA_KEY"
+FILE_ENV_VAR = "ESET2FA_KEY_FILE"
 KEYRING_SERVICE = "eset2fa"
 CHECK_CONTEXT = "eset2fa:key-check"
 CHECK_V1 = b"eset2fa key check v1"  # written before the integrity key existed
@@ -53,7 +57,11 @@ INTEGRITY_BYTES = 32
 
 _KEY_HINT = (
     "Provide the store's key: set ESET2FA_KEY, restore it to the OS keyring, or put the key file "
-    "back beside the database (<database>.key, mode 0600)."
+    "back beside the database (<database>.key, mode 0600) or where ESET2FA_KEY_FILE points."
+)
+_NO_FILE_HINT = (
+    "A PostgreSQL store keeps no key file beside it: set ESET2FA_KEY or ESET2FA_KEY_FILE (the same "
+    "key on every node), or use an OS keyring."
 )
 
 
@@ -195,8 +203,30 @@ def decode_key(text: str, origin: str) -> bytes:
     return key
 
 
-def key_file_path(db_path: Path) -> Path:
+def key_file_path(db_path: Path) -> Path | None:
+    """ESET2FA_KEY_FILE when set, else `<database>.key` beside a database file; None for a store
+    that is not a file (PostgreSQL) when ESET2FA_KEY_FILE is not set."""
+    given = os.environ.get(FILE_ENV_VAR)
+    if given:
+        return Path(given).expanduser()
+    if not isinstance(db_path, Path):
+        return None
     return db_path.with_name(db_path.name + ".key")
+
+
+def require_key_place(db_path) -> None:
+    """Before a new store is created: EncryptionKeyError when its key could be kept nowhere
+    (a PostgreSQL store without ESET2FA_KEY, ESET2FA_KEY_FILE or a usable keyring)."""
+    if os.environ.get(ENV_VAR) or key_file_path(db_path) is not None or _keyring() is not None:
+        return
+    _required_key_file_path(db_path)
+
+
+def _required_key_file_path(db_path) -> Path:
+    path = key_file_path(db_path)
+    if path is None:
+        raise EncryptionKeyError("No place to keep this store's key was given.", _NO_FILE_HINT)
+    return path
 
 
 def keyring_entry(sid: str, key_id: str | None) -> str:
@@ -325,7 +355,8 @@ def find_key(conn: sqlite3.Connection, db_path: Path) -> MasterKey | None:
         if source == "keyring" and sid:
             key = _from_keyring(keyring_entry(sid, key_id))
         elif source == "file":
-            entries = read_key_file(key_file_path(db_path))
+            path = key_file_path(db_path)
+            entries = read_key_file(path) if path is not None else None
             key = entries.get(key_id) if entries else None
         if key is not None:
             return MasterKey(key, source, key_id)
@@ -457,7 +488,7 @@ def _new_key(conn: sqlite3.Connection, db_path: Path) -> MasterKey:
             return MasterKey(key, "keyring")
         except Exception:  # a locked or read-only keyring: fall back to the key file
             pass
-    path = key_file_path(db_path)
+    path = _required_key_file_path(db_path)
     _remove_stale_temporaries(path)
     write_key_file(path, {None: key})
     return MasterKey(key, "file")
@@ -480,7 +511,7 @@ def store_new_key(
     meanwhile. With ESET2FA_KEY there is nothing to store: the caller shows the new key.
     """
     if new.source == "file":
-        path = key_file_path(db_path)
+        path = _required_key_file_path(db_path)
         _remove_stale_temporaries(path)
         # The file keeps the key in use and gains the new one; anything else in it is a key no
         # committed state names (left by a rotation killed before its commit or its clean-up).
@@ -561,7 +592,7 @@ def retire_old_keys(store) -> None:
         if meta.get(conn, "key_source") == "file":
             path = key_file_path(store.path)
             try:
-                entries = read_key_file(path)
+                entries = read_key_file(path) if path is not None else None
                 if entries and key_id in entries and len(entries) > 1:
                     write_key_file(path, {key_id: entries[key_id]})
             except (OSError, EncryptionKeyError):
