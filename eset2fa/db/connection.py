@@ -168,6 +168,19 @@ def store_exists(path) -> bool:
     return path.exists() and path.stat().st_size > 0
 
 
+def discard_store(store: Store) -> None:
+    """Remove a store this process just created (a `db copy` that failed): the file and its
+    journal files, or on PostgreSQL eset2fa's tables, collation and (when left empty) schema."""
+    if store.conn.dialect == "postgresql":
+        from eset2fa.db.pg import drop_store
+
+        drop_store(store)
+        return
+    store.close()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(store.path) + suffix).unlink(missing_ok=True)
+
+
 def require_store_file(path: Path) -> None:
     """Refuse a path that holds no store: missing, a directory, or an empty file (exit 9).
 

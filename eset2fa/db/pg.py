@@ -425,6 +425,33 @@ def open_pg_store(location: PgLocation, *, create: bool):
     return Store(conn, location, created)
 
 
+def drop_store(store) -> None:
+    """Drop what `migrate` created in the store's schema, and the schema if nothing else is
+    left in it (a `db copy` into a new schema that failed); closes the store."""
+    from eset2fa.db.tables import layout
+
+    conn = store.conn
+    schema = store.path.schema
+    try:
+        if conn.in_transaction:
+            conn.raw.execute("ROLLBACK")
+        conn.raw.execute("BEGIN")
+        for table in reversed(layout()):
+            conn.raw.execute(f"DROP TABLE IF EXISTS {table.name}")
+        conn.raw.execute(f"DROP TABLE IF EXISTS {IDENTITY_TABLE}")
+        conn.raw.execute("DROP COLLATION IF EXISTS nocase")
+        conn.raw.execute("COMMIT")
+        left = conn.execute(
+            "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = ?",
+            (schema,),
+        ).fetchone()[0]
+        if not left:
+            conn.raw.execute(f'DROP SCHEMA IF EXISTS "{schema}"')
+    finally:
+        conn.close()
+
+
 def holds_store(location: PgLocation) -> bool:
     """Whether an eset2fa store is at `location` (for `init`, which refuses an existing one)."""
     conn = connect(location)
