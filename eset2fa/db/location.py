@@ -94,6 +94,33 @@ class PgLocation:
         return re.sub(r"[^A-Za-z0-9._-]", "_", label)
 
 
+def absolute(where):
+    """A file path made absolute (for manifests, audit rows and output); a URL as it is."""
+    import os
+
+    return where if isinstance(where, PgLocation) else Path(os.path.abspath(where))
+
+
+def is_file(where) -> bool:
+    """Whether the store is a file (SQLite) rather than a server's schema."""
+    return not isinstance(where, PgLocation)
+
+
+def backup_folder(where) -> Path:
+    """Where backups go by default: `backups/` beside a database file; for a PostgreSQL store,
+    `backups/` in eset2fa's data directory on this machine (ESET2FA_HOME)."""
+    if isinstance(where, PgLocation):
+        from eset2fa.paths import data_dir
+
+        return data_dir() / "backups"
+    return absolute(where).parent / "backups"
+
+
+def backup_stem(where) -> str:
+    """The start of this store's backup file names."""
+    return where.name if isinstance(where, PgLocation) else Path(where).stem
+
+
 def is_postgres(text: str) -> bool:
     return text.startswith(_SCHEMES)
 

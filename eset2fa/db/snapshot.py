@@ -128,7 +128,11 @@ def copy_snapshot(
 
     `dest` must not exist; it is left in rollback-journal mode (one self-contained file, so its
     checksum covers everything) and fsynced. The caller renames it into place.
+
+    A PostgreSQL store is written as the same kind of file (`_pg_snapshot`).
     """
+    if not isinstance(source, Path | str):
+        return _pg_snapshot(source, dest)
     src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
         # One read transaction around the facts and every backup step: all of them see the same
@@ -157,6 +161,75 @@ def copy_snapshot(
         src.close()
     fsync_path(dest)
     return facts
+
+
+def _pg_snapshot(source, dest: Path) -> SnapshotFacts:
+    """A PostgreSQL store as an SQLite backup file: one REPEATABLE READ transaction reads every
+    table (one snapshot of all of them, while other nodes keep writing), and the file gets the
+    schema the migrations give an SQLite store of the same version, so the backup is checked,
+    listed and restored like any other (and can be restored into either backend).
+
+    Why not pg_dump: its output needs a pg_dump of the server's major version on this machine
+    and a psql to restore, cannot be checked against eset2fa's schema or the key before anything
+    is replaced, and would be a second backup format to list, verify and document.
+    """
+    from eset2fa.db import tables
+    from eset2fa.db.migrations import MIGRATIONS
+    from eset2fa.db.pg import APPLICATION_ID, connect, schema_version
+
+    src = connect(source)
+    try:
+        src.execute("BEGIN")  # REPEATABLE READ on PostgreSQL (eset2fa.db.pg)
+        version = schema_version(src)
+        users = src.execute("SELECT count(*) FROM users").fetchone()[0]
+        row = src.execute("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetchone()
+        os.close(create_private_file(dest))
+        out = sqlite3.connect(dest, isolation_level=None)
+        try:
+            out.execute("PRAGMA journal_mode = OFF")  # a scratch file until renamed
+            out.execute("PRAGMA synchronous = OFF")
+            out.execute("BEGIN")
+            for _name, step in MIGRATIONS[:version]:
+                step(out)
+            for table in tables.layout(version):
+                tables.write(out, table, tables.rows(src, table))
+            out.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            out.execute(f"PRAGMA user_version = {version}")
+            out.execute("COMMIT")
+            out.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            out.close()
+        src.execute("ROLLBACK")
+    finally:
+        src.close()
+    fsync_path(dest)
+    return SnapshotFacts(APPLICATION_ID, version, users, row[0] if row else None)
+
+
+def load_into(location, backup: Path) -> None:
+    """Replace every row of the PostgreSQL store at `location` with the rows of the (validated,
+    up-to-date) SQLite file `backup`, in one transaction: all of it or nothing."""
+    from eset2fa.db import tables
+    from eset2fa.db.pg import connect
+
+    dst = connect(location)
+    src = open_read_only(backup)
+    try:
+        dst.execute("BEGIN IMMEDIATE")
+        try:
+            layout = tables.layout()
+            for table in reversed(layout):
+                tables.clear(dst, table)
+            for table in layout:
+                tables.write(dst, table, tables.rows(src, table))
+            tables.advance_identities(dst)
+        except BaseException:
+            dst.execute("ROLLBACK")
+            raise
+        dst.execute("COMMIT")
+    finally:
+        src.close()
+        dst.close()
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:

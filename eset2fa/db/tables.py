@@ -64,7 +64,9 @@ def rows(conn, table: Table) -> Iterator[tuple]:
             cursor.execute(sql)
             yield from cursor
         return
-    yield from conn.execute(sql)
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples, whatever the connection's row factory
+    yield from cursor.execute(sql)
 
 
 def write(conn, table: Table, source: Iterable[tuple]) -> int:

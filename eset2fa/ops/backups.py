@@ -32,7 +32,7 @@ from pathlib import Path
 from eset2fa import __version__
 from eset2fa.accounts.actors import Actor, local_operator
 from eset2fa.accounts.permissions import require_admin
-from eset2fa.db import Store
+from eset2fa.db import Store, location
 from eset2fa.db import schema as schema_rows
 from eset2fa.db import snapshot as files
 from eset2fa.db import users as user_rows
@@ -69,8 +69,9 @@ class BackupManifest:
 
 
 def backup_dir(db_path: Path) -> Path:
-    """The default backup folder: `backups/` beside the database."""
-    return Path(db_path).parent / BACKUP_DIRNAME
+    """The default backup folder: `backups/` beside the database (for a PostgreSQL store, in
+    eset2fa's data directory: eset2fa.db.location.backup_folder)."""
+    return location.backup_folder(db_path)
 
 
 def manifest_path(backup_path: Path) -> Path:
@@ -89,8 +90,8 @@ def _stamp(moment: datetime) -> str:
 
 def _final_path(db_path: Path, to: Path | None, reason: str, moment: datetime) -> tuple[Path, bool]:
     """(where the backup goes, whether that is the default folder, where retention applies)."""
-    name = f"{db_path.stem}-{_stamp(moment)}-{reason_slug(reason)}.db"
-    db_path = Path(os.path.abspath(db_path))  # absolute paths in manifests, audit and output
+    name = f"{location.backup_stem(db_path)}-{_stamp(moment)}-{reason_slug(reason)}.db"
+    db_path = location.absolute(db_path)  # absolute paths in manifests, audit and output
     if to is None:
         folder = backup_dir(db_path)
         from eset2fa.paths import ensure_private_dir
@@ -166,7 +167,7 @@ def create_backup(
             size=tmp.stat().st_size,
             users=facts.users,
             eset2fa_version=__version__,
-            source=os.path.abspath(store.path),
+            source=str(location.absolute(store.path)),
         )
         os.replace(tmp, final)
     except BaseException:
@@ -198,7 +199,7 @@ def _own_backups(db_path: Path) -> list[Path]:
     found = []
     for entry in folder.iterdir():
         match = _BACKUP_NAME.fullmatch(entry.name)
-        if match and match["stem"] == db_path.stem and entry.is_file():
+        if match and match["stem"] == location.backup_stem(db_path) and entry.is_file():
             found.append(entry)
     return sorted(found, key=lambda p: p.name)
 
@@ -318,7 +319,7 @@ def list_backups(store: Store | Path, *, verify: bool = True) -> list[dict]:
     `verify`, each file's SHA-256 is recomputed and its schema compared with eset2fa's; a problem
     is the entry's `status` ("checksum mismatch", "foreign schema", ...).
     """
-    db_path = Path(os.path.abspath(store.path if isinstance(store, Store) else store))
+    db_path = location.absolute(store.path if isinstance(store, Store) else store)
     return [describe_backup(p, verify=verify) for p in reversed(_own_backups(db_path))]
 
 
@@ -484,17 +485,19 @@ def restore_backup(
     Administrator and the local operator restore. Other eset2fa processes must not be using the
     store meanwhile (README).
     """
-    from eset2fa.db import open_store
 
     actor = actor or local_operator()
     require_admin(actor, "restore a backup")
-    db_path = Path(os.path.abspath(store_path))
+    db_path = location.absolute(store_path)
     backup_path = Path(os.path.abspath(Path(backup_path).expanduser()))
     if not backup_path.is_file():
         raise NotFound(f"No backup file at {backup_path}.", _LIST_HINT)
-    if backup_path.resolve() == db_path.resolve():
+    if location.is_file(db_path) and backup_path.resolve() == db_path.resolve():
         raise UsageError("That is the live database itself, not a backup.", _LIST_HINT)
     manifest = _manifest_for_restore(backup_path, required=require_manifest)
+    if not location.is_file(db_path):
+        facts, kept = _restore_into_server(db_path, backup_path, manifest, actor)
+        return _restored(db_path, backup_path, facts, kept, actor)
     from eset2fa.paths import ensure_private_dir
 
     created_dirs = _missing_parents(db_path)
@@ -518,6 +521,38 @@ def restore_backup(
                 break
         raise
     files.fsync_dir(db_path.parent)
+    return _restored(db_path, backup_path, facts, kept, actor)
+
+
+def _restore_into_server(db_path, backup_path: Path, manifest: dict | None, actor: Actor):
+    """A store on a server (PostgreSQL): the backup is validated as a private copy, brought to
+    the latest schema, and its rows replace the live rows in one transaction. The live rows are
+    kept first as a backup of their own (reason "replaced by restore")."""
+    from eset2fa.db import open_store
+
+    folder = location.backup_folder(db_path)
+    from eset2fa.paths import ensure_private_dir
+
+    ensure_private_dir(folder)
+    tmp = files.partial_path(folder / f"{location.backup_stem(db_path)}-restore.db")
+    try:
+        files.copy_private(backup_path, tmp)
+        facts = _validate_candidate(tmp, db_path, backup_path, manifest)
+        open_store(tmp, create=False).close()  # the private copy migrated to the latest schema
+        live = open_store(db_path, create=False)
+        try:
+            kept = create_backup(live, "replaced by restore", actor=actor)["path"]
+        finally:
+            live.close()
+        files.load_into(db_path, tmp)
+    finally:
+        _remove_with_sidecars(tmp)
+    return facts, kept
+
+
+def _restored(db_path, backup_path: Path, facts: dict, kept, actor: Actor) -> dict:
+    from eset2fa.db import open_store
+
     store = open_store(db_path, create=False)  # migrates a backup from an older schema
     try:
         with store.write() as conn:
