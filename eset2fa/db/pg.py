@@ -12,11 +12,15 @@ Where the dialects must differ, the db module holds both statements side by side
 instead of `lastrowid`, PRAGMAs, `rowid`, and `FOR UPDATE` on the rows a write re-reads.
 
 Transactions map as follows (the statements eset2fa.db.connection sends):
-- `BEGIN IMMEDIATE` (a write) is `BEGIN` plus `SELECT ... FOR UPDATE` of the one row of
-  `store_identity`: writers queue on that row as SQLite writers queue on the file's write lock.
-  That is what keeps the audit chain a chain (every write appends after the last hash) and every
-  read-modify-write exact, whatever the number of processes and nodes; reads never wait for it.
-  The rows a verification re-reads are also taken `FOR UPDATE` (eset2fa.db.users).
+- `BEGIN IMMEDIATE` (a write) is `BEGIN` plus the store's write lock, a transaction-scoped
+  advisory lock keyed by the schema (`pg_advisory_xact_lock`, sent with the BEGIN in one round
+  trip): writers queue on it as SQLite writers queue on the file's write lock, and it is released
+  by the COMMIT or ROLLBACK. That is what keeps the audit chain a chain (every write appends
+  after the last hash) and every read-modify-write exact, whatever the number of processes and
+  nodes; reads never wait for it. An advisory lock writes no WAL (a `SELECT ... FOR UPDATE` of a
+  lock row did, and cost 10-20 % of a durable verification). The rows a verification re-reads
+  are also taken `FOR UPDATE` (eset2fa.db.users), so a statement that bypassed the write lock
+  would still wait for them.
 - `BEGIN` (a consistent read) is `BEGIN ISOLATION LEVEL REPEATABLE READ`.
 - Everything else runs in autocommit, one statement at a time, as on SQLite.
 
@@ -42,7 +46,6 @@ IDENTITY_TABLE = "store_identity"
 _EXTRA = "pip install 'eset2fa[postgres]'"
 
 # Statements eset2fa.db.connection sends as they are, mapped to what PostgreSQL needs.
-_WRITE_LOCK = f"SELECT 1 FROM {IDENTITY_TABLE} FOR UPDATE"
 _SPECIAL = {
     "BEGIN IMMEDIATE": None,  # two statements: see PgConnection.execute
     "BEGIN": "BEGIN ISOLATION LEVEL REPEATABLE READ",
@@ -54,6 +57,14 @@ _SPECIAL = {
 def dialect(conn: Any) -> str:
     """ "sqlite" or "postgresql" for a store connection (a plain sqlite3 connection: sqlite)."""
     return getattr(conn, "dialect", "sqlite")
+
+
+def lock_key(schema: str) -> int:
+    """The advisory lock of the store in `schema` (writes and migrations queue on it)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"eset2fa:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def import_psycopg():
@@ -198,7 +209,7 @@ class PgConnection:
     """A psycopg connection in autocommit, with the sqlite3.Connection methods eset2fa uses."""
 
     dialect = "postgresql"
-    __slots__ = ("__weakref__", "raw", "db_path", "_idle")
+    __slots__ = ("__weakref__", "raw", "db_path", "_idle", "_begin_write")
 
     def __init__(self, raw, location: PgLocation) -> None:
         from psycopg.pq import TransactionStatus
@@ -206,6 +217,7 @@ class PgConnection:
         self.raw = raw
         self.db_path = location  # where the key and the backups are looked for (no file here)
         self._idle = TransactionStatus.IDLE
+        self._begin_write = f"BEGIN; SELECT pg_advisory_xact_lock({lock_key(location.schema)})"
 
     @property
     def in_transaction(self) -> bool:
@@ -216,7 +228,7 @@ class PgConnection:
         try:
             if special is not False:
                 if special is None:  # BEGIN IMMEDIATE: BEGIN and the write lock, one round trip
-                    self.raw.execute(f"BEGIN; {_WRITE_LOCK}")
+                    self.raw.execute(self._begin_write)
                     return None
                 return self.raw.execute(special)
             text, order = translate(sql)
@@ -361,7 +373,7 @@ def migrate(conn: PgConnection, location: PgLocation) -> list[str]:
     schema = location.schema
     conn.raw.execute("BEGIN")
     try:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"eset2fa:{schema}",))
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(schema),))
         version = inspect(conn, location)  # again, under the lock
         applied = []
         if version == 0:

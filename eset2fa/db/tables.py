@@ -116,3 +116,24 @@ def holds_data(conn) -> bool:
         for table in layout()
         if table.name != "schema_migrations"
     )
+
+
+# Transactions of a copy: a consistent read of the source, one write transaction on the target.
+
+
+def begin_read(conn) -> None:
+    conn.execute("BEGIN")  # PostgreSQL: REPEATABLE READ (eset2fa.db.pg)
+
+
+def begin_write(conn) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def commit(conn) -> None:
+    conn.execute("COMMIT")
+
+
+def rollback(conn) -> None:
+    """End the transaction without keeping anything (none open: nothing to do)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

@@ -107,10 +107,9 @@ def copy_store(source: Store, target_location, *, progress=None) -> dict:
                 "The target was removed again; check `eset2fa audit verify` on the source.",
             )
         report["audit_chain"] = {"ok": True, "rows_checked": chain["rows_checked"]}
-        target.conn.execute("COMMIT")
+        store_tables.commit(target.conn)
     except BaseException:
-        if target.conn.in_transaction:
-            target.conn.execute("ROLLBACK")
+        store_tables.rollback(target.conn)
         _discard(target, created_here or not existed)
         raise
     target.close()
@@ -122,9 +121,9 @@ def _copy_rows(source: Store, target: Store, progress) -> dict:
     for the caller to commit): every table copied, then counted and hashed on both sides."""
     layout = store_tables.layout()
     src, dst = source.conn, target.conn
-    src.execute("BEGIN")  # one consistent snapshot of the source (read only)
+    store_tables.begin_read(src)  # one consistent snapshot of the source (read only)
     try:
-        dst.execute("BEGIN IMMEDIATE")
+        store_tables.begin_write(dst)
         for table in layout:
             store_tables.clear(dst, table)  # the new store's own migration rows are replaced
         written = {}
@@ -136,7 +135,7 @@ def _copy_rows(source: Store, target: Store, progress) -> dict:
                 progress(table.name, digests.count)
         store_tables.advance_identities(dst)
     finally:
-        src.execute("ROLLBACK")
+        store_tables.rollback(src)
     tables = {}
     for table in layout:
         copied = _measure(dst, table)
