@@ -184,7 +184,9 @@ def sql(db_path):
         conn = sqlite3.connect(db_path)
         conn.row_factory = sqlite3.Row
         try:
-            return conn.execute(statement, params).fetchall()
+            rows = conn.execute(statement, params).fetchall()
+            conn.commit()  # an UPDATE given here is kept, as on PostgreSQL (autocommit)
+            return rows
         finally:
             conn.close()
 

@@ -17,7 +17,7 @@ from totp_helpers import secret_of, totp_now
 
 # Every test here works on a store made by `init` (the `store` fixture): a --db path is created by
 # nothing else, so `user add` alone no longer makes one.
-pytestmark = pytest.mark.usefixtures("store")
+pytestmark = [pytest.mark.usefixtures("store"), pytest.mark.backends("sqlite", "postgresql")]
 
 MOMENT = datetime(2026, 11, 22, 12, 0, 10, tzinfo=UTC)
 AS_HELPDESK = ("--as", "helpdesk", "--as-password-stdin")

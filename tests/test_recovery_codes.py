@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from test_reset_token import active_user
+
+# The store tests run on both backends (issue 10).
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
 
 
 def regenerate(cli, name: str = "alice") -> list[str]:

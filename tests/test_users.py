@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 
 from eset2fa.accounts.console_users import NAME_PATTERN
 
+# The store tests run on both backends (issue 10).
+pytestmark = pytest.mark.backends("sqlite", "postgresql")
+
 
 def test_add_show_status_list_delete(cli, store, sql):
     assert cli("user", "add", "alice", "--group", "ops").exit_code == 0
@@ -81,13 +84,8 @@ def test_delete_needs_confirmation_without_terminal(cli, store, sql):
 def test_list_filters_by_state_and_lock(cli, store, sql):
     cli("user", "add", "alice")
     cli("user", "add", "bob")
-    import sqlite3
-
-    conn = sqlite3.connect(store)
-    conn.execute("UPDATE users SET state = 'pending', method = 'totp' WHERE name = 'alice'")
-    conn.execute("UPDATE users SET locked = 1, fail_count = 10 WHERE name = 'bob'")
-    conn.commit()
-    conn.close()
+    sql("UPDATE users SET state = 'pending', method = 'totp' WHERE name = 'alice'")
+    sql("UPDATE users SET locked = 1, fail_count = 10 WHERE name = 'bob'")
     assert [u["name"] for u in cli("user", "list", "--state", "pending", "--json").json()] == [
         "alice"
     ]

@@ -131,6 +131,9 @@ def set_pending(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
     """Enable 2FA: (method, sealed secret or None, enabled_at, id) per user, state `pending`;
     the replay step, the count and the lock start clean, and a new secret has the default TOTP
     parameters (an imported user's SHA256/8 digits/60 s go with their old secret)."""
+    if dialect(conn) == "postgresql":
+        _set_pending_pg(conn, rows)
+        return
     conn.executemany(
         "UPDATE users SET method = ?, state = 'pending', secret = ?, enabled_at = ?,"
         " activated_at = NULL, last_step = NULL, fail_count = 0, locked = 0, locked_at = NULL,"
@@ -138,6 +141,30 @@ def set_pending(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
         " WHERE id = ?",
         rows,
     )
+
+
+# PostgreSQL: one UPDATE per 5,000 users, their values as arrays (a statement per row costs a
+# round trip's worth of work each, even pipelined: 100,000 users took 25 s that way).
+_SET_PENDING_PG = (
+    "UPDATE users AS u SET method = v.method, state = 'pending', secret = v.secret,"
+    " enabled_at = v.enabled_at, activated_at = NULL, last_step = NULL, fail_count = 0,"
+    " locked = 0, locked_at = NULL, totp_algorithm = NULL, totp_digits = NULL,"
+    " totp_period = NULL"
+    " FROM unnest(?::text[], ?::bytea[], ?::text[], ?::bigint[])"
+    " AS v(method, secret, enabled_at, id) WHERE u.id = v.id"
+)
+_ARRAY_CHUNK = 5000
+
+
+def _set_pending_pg(conn, rows: Iterable[tuple]) -> None:
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= _ARRAY_CHUNK:
+            conn.execute(_SET_PENDING_PG, [list(column) for column in zip(*batch, strict=True)])
+            batch = []
+    if batch:
+        conn.execute(_SET_PENDING_PG, [list(column) for column in zip(*batch, strict=True)])
 
 
 def sealed_secrets(conn: sqlite3.Connection, *, after_id: int, limit: int) -> list[tuple]:

@@ -27,16 +27,6 @@ from eset2fa.errors import StateConflict, StorageError
 SEALED_COLUMNS = {("users", "secret"), ("config", "secret"), ("outbox", "sealed")}
 
 
-def _digest_value(value) -> bytes:
-    if value is None:
-        return b"\x00"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return b"b" + bytes(value).hex().encode()
-    if isinstance(value, int):
-        return b"i" + str(value).encode()
-    return b"s" + str(value).encode()
-
-
 class _Digests:
     """Row count and SHA-256 digests of one table, fed row by row while the rows stream past."""
 
@@ -50,16 +40,18 @@ class _Digests:
         self._sealed_at = [i for i, c in enumerate(table.columns) if c in self.sealed]
 
     def feed(self, rows) -> Iterator[tuple]:
-        sealed_at = self._sealed_at
-        names = self.table.columns
-        rest = self.rest
+        # repr() of a row tuple is exact and tells the types apart (None, int, str, bytes read
+        # the same from both backends), and costs a tenth of encoding each value in Python.
+        sealed_at = [(i, self.sealed[self.table.columns[i]].update) for i in self._sealed_at]
+        rest = self.rest.update
+        count = 0
         for row in rows:
-            self.count += 1
-            parts = [_digest_value(v) for v in row]
-            for i in sealed_at:
-                self.sealed[names[i]].update(parts[0] + b"|" + parts[i] + b"\n")
-            rest.update(b"|".join(parts) + b"\n")
+            count += 1
+            rest(repr(row).encode())
+            for i, update in sealed_at:
+                update(repr((row[0], row[i])).encode())
             yield row
+        self.count += count
 
     def summary(self) -> dict:
         return {
