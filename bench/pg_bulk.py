@@ -113,9 +113,10 @@ def main() -> None:
                         pg_common.drop_schema(server, each)
         med = statistics.median
         print(f"users: {args.users}, rounds: {args.rounds}")
+        enable_ratio = med(pg_enable) / med(sqlite_enable)
         print(
             f"user enable --all on PostgreSQL: {med(pg_enable):6.2f} s "
-            f"(same on SQLite {med(sqlite_enable):.2f} s, ratio {med(pg_enable) / med(sqlite_enable):.2f}x)"
+            f"(same on SQLite {med(sqlite_enable):.2f} s, ratio {enable_ratio:.2f}x)"
         )
         print(
             f"db copy SQLite -> PostgreSQL:    {med(copies):6.2f} s "
