@@ -24,11 +24,22 @@ def isolated_environment(tmp_path, monkeypatch):
         if name.startswith("ESET2FA_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ESET2FA_HOME", str(tmp_path / "home"))
+    # Stores made by the tests hash passwords with the cheap Argon2 profile (the suite made ~700
+    # stores, ~65 s of Argon2 at the default cost). Read only when a store is created; tests of
+    # the real cost take `production_argon2`.
+    monkeypatch.setenv("ESET2FA_ARGON2_PROFILE", "test")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
     monkeypatch.setenv("COLUMNS", "200")
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(proxy, raising=False)
+
+
+@pytest.fixture
+def production_argon2(monkeypatch):
+    """Stores created in this test get the default (production) Argon2 profile: request it
+    before `store` (or any fixture that creates one)."""
+    monkeypatch.delenv("ESET2FA_ARGON2_PROFILE")
 
 
 @pytest.fixture

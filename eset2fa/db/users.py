@@ -420,3 +420,17 @@ def exportable_page(conn: sqlite3.Connection, *, after_id: int, limit: int) -> l
         f"SELECT {_EXPORT_COLUMNS} FROM users WHERE {_EXPORTABLE} AND id > ? ORDER BY id LIMIT ?",
         (after_id, limit),
     ).fetchall()
+
+
+# -- verify hot path --
+
+
+def replace_password_hash(conn: sqlite3.Connection, user_id: int, old: str, new: str) -> bool:
+    """A stronger hash of the same password, unless the password changed meanwhile (False)."""
+    return (
+        conn.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+            (new, user_id, old),
+        ).rowcount
+        > 0
+    )
