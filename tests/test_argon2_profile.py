@@ -8,6 +8,7 @@ a weaker hash is redone at the next successful login and a stronger one is never
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from argon2 import PasswordHasher, extract_parameters
@@ -41,6 +42,12 @@ def as_bob(cli, password=PASSWORD):
     return cli(
         "--as", "bob", "--as-password-stdin", "user", "list", "--json", input=password + "\n"
     )
+
+
+@pytest.fixture(scope="module")
+def production_hash() -> str:
+    """PASSWORD hashed at the default cost, once for the module (~0.25 s of 4 threads each)."""
+    return passwords.hash_password(PASSWORD)
 
 
 def add_bob(cli):
@@ -119,11 +126,17 @@ def test_changing_the_profile_is_audited_and_rehashes_weaker_hashes_at_the_next_
 
 
 def test_a_stronger_hash_is_kept_and_verified_with_its_own_parameters(
-    production_argon2, cli, store, sql
+    cli, store, sql, db_path, production_hash
 ):
     add_bob(cli)
+    # bob's hash as a store with the default profile made it (then set to `test`, see below)
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE users SET password_hash = ? WHERE name = 'bob'", (production_hash,))
+    conn.close()
     strong = hash_of(sql, "bob")
-    assert cli("config", "set", "passwords.argon2_profile", "test").exit_code == 0
+    assert params(strong) == (65536, 3, 4)
+    assert setting(cli)["value"] == "test"
     assert as_bob(cli).exit_code == 0
     assert hash_of(sql, "bob") == strong  # never weakened by a cheaper profile
     add = cli("user", "add", "carol", "--password-stdin", input="carol-password\n")
@@ -140,16 +153,21 @@ def test_a_stronger_hash_is_kept_and_verified_with_its_own_parameters(
         ("rfc9106-low-memory", "rfc9106-high-memory", True),
     ],
 )
-def test_needs_rehash_only_for_weaker_hashes(stored, profile, expected):
-    made = passwords.rehash(PASSWORD, stored)
+def test_needs_rehash_only_for_weaker_hashes(stored, profile, expected, production_hash):
+    made = production_hash if stored == "rfc9106-low-memory" else passwords.rehash(PASSWORD, stored)
     assert passwords.needs_rehash(made, profile) is expected
 
 
-def test_older_argon2_cffi_defaults_and_other_types_are_rehashed():
-    from argon2 import Type, profiles
+def test_shorter_hashes_and_other_types_are_rehashed():
+    """Against the cheap profile, so that only the property under test differs (argon2-cffi
+    before 21.2 made 16-byte hashes; Argon2i is not the type we make)."""
+    from argon2 import Type
 
-    old = PasswordHasher.from_parameters(profiles.PRE_21_2).hash(PASSWORD)  # 16-byte hashes
-    assert passwords.verify_password(old, PASSWORD, "rfc9106-low-memory")
-    assert passwords.needs_rehash(old, "rfc9106-low-memory")
-    argon2i = PasswordHasher(time_cost=3, memory_cost=65536, type=Type.I).hash(PASSWORD)
-    assert passwords.needs_rehash(argon2i, "rfc9106-low-memory")
+    cheap = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+    short = PasswordHasher(**cheap, hash_len=16).hash(PASSWORD)
+    assert passwords.verify_password(short, PASSWORD, "test")
+    assert passwords.needs_rehash(short, "test")
+    argon2i = PasswordHasher(**cheap, type=Type.I).hash(PASSWORD)
+    assert passwords.verify_password(argon2i, PASSWORD, "test")
+    assert passwords.needs_rehash(argon2i, "test")
+    assert not passwords.needs_rehash(PasswordHasher(**cheap).hash(PASSWORD), "test")
