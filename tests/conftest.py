@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from eset2fa.cli import app
 
-
 # Where the tests' temporary directories go. Every write commits with synchronous=FULL and every
 # CLI run checkpoints on close: on a disk the suite spent about a third of its time in fsync. A
 # RAM-backed directory (Linux's /dev/shm) keeps every behaviour under test (files, modes, WAL,
@@ -159,6 +158,11 @@ def store(cli, db_path, _template_dir) -> Path:
 
 def _key_file(db: Path) -> Path:
     return db.with_name(db.name + ".key")
+
+
+def audit_dump(sql) -> str:
+    """Every audit row as JSON text (the chain's 32-byte links in hex): to search it for secrets."""
+    return json.dumps([dict(row) for row in sql("SELECT * FROM audit")], default=bytes.hex)
 
 
 @pytest.fixture
