@@ -260,7 +260,7 @@ def verify_otp(
     step = time_step(moment)
     outcome: VerifyResult | None = None
     refusal: Exception | None = None
-    memo: _Memo | None = None
+    memo: tuple | None = None
 
     with store.write() as conn:
         row = user_rows.find_user_for_verify(conn, name)
@@ -306,9 +306,9 @@ def verify_otp(
                     prev_hash=prev,
                     master=master,
                 )
-            memo = _Memo(row.data_version, 0, rules, last)
+            memo = (row.data_version, rules, last)
     if memo is not None:  # committed: what the next verification on this connection may reuse
-        store.verify_memo = memo._replace(changes=conn.total_changes)
+        store.verify_memo = _Memo(memo[0], conn.total_changes, memo[1], memo[2])
     if refusal is not None:
         raise refusal
     return outcome
