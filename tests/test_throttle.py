@@ -10,6 +10,7 @@ the password was right or wrong; unknown names answer exactly like wrong passwor
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -138,6 +139,7 @@ def _fastest_seconds(*runs, times=5) -> list[float]:
     return best
 
 
+@functools.cache  # measured once for the module: two tests use it, ~1 s of Argon2 each time
 def _argon2_seconds() -> float:
     stored = hash_password(PASSWORD)
     return _fastest_seconds(lambda: verify_password(stored, WRONG))[0]
