@@ -116,9 +116,10 @@ def add_user(
         validate_name(group, "group name")
     password_hash = None
     if password is not None:
-        from eset2fa.accounts.passwords import hash_password
+        from eset2fa.accounts import passwords
 
-        password_hash = hash_password(password)  # before the write lock: hashing takes ~50 ms
+        # Before the write lock: hashing takes ~50-250 ms with the default profile.
+        password_hash = passwords.hash_password(password, passwords.configured_profile(store.conn))
     with store.write() as conn:
         _require_group_scope(conn, actor, group)
         if user_rows.exists(conn, name):
@@ -281,12 +282,19 @@ def ensure_administrator(store: Store, password: str | None = None) -> str | Non
     """Create the built-in Administrator if missing. Returns the generated password, if one was."""
     if user_rows.has_builtin(store.conn):
         return None
-    from eset2fa.accounts.passwords import generate_password, hash_password
+    from eset2fa.accounts import passwords
+    from eset2fa.db import stored_settings
 
     generated = None
     if password is None:
-        password = generated = generate_password()
-    password_hash = hash_password(password)
+        password = generated = passwords.generate_password()
+    # ESET2FA_ARGON2_PROFILE counts only here, for a store that has no users yet (its creation):
+    # it is recorded as the store's setting, audited, and ignored by every later process.
+    chosen = passwords.profile_for_new_store()
+    if chosen is not None and user_rows.count(store.conn) > 0:
+        chosen = None
+    profile = chosen or passwords.configured_profile(store.conn)
+    password_hash = passwords.hash_password(password, profile)
     with store.write() as conn:
         if user_rows.has_builtin(conn):
             return None  # another process created it meanwhile
@@ -299,4 +307,14 @@ def ensure_administrator(store: Store, password: str | None = None) -> str | Non
             "ok",
             {"password": "generated" if generated else "given"},
         )
+        if chosen is not None and stored_settings.value(conn, passwords.SETTING) is None:
+            stored_settings.put_value(conn, passwords.SETTING, chosen, now_iso())
+            audit_chain.record(
+                conn,
+                "system",
+                "config.set",
+                passwords.SETTING,
+                "ok",
+                {"value": chosen, "from": passwords.ENV_VAR},
+            )
     return generated

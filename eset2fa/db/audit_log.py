@@ -19,11 +19,11 @@ _INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
-# (at, actor, action, target, result, details or None, prev_hash, hash)
-AuditRow = tuple[str, str, str, "str | None", str, "str | None", str, str]
+# (at, actor, action, target, result, details or None, prev_hash, hash); the links are 32 bytes
+AuditRow = tuple[str, str, str, "str | None", str, "str | None", bytes, bytes]
 
 
-def last_hash(conn: sqlite3.Connection) -> str | None:
+def last_hash(conn: sqlite3.Connection) -> bytes | None:
     row = conn.execute(LAST_HASH_SQL).fetchone()
     return row[0] if row else None
 
@@ -82,7 +82,7 @@ def chain_page(conn: sqlite3.Connection, *, after_id: int, limit: int) -> list[s
     ).fetchall()
 
 
-def set_hashes(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, int]]) -> None:
+def set_hashes(conn: sqlite3.Connection, rows: Iterable[tuple[bytes, bytes, int]]) -> None:
     """(prev_hash, hash, id) per row: the chain re-computed (keyed) over unchanged rows."""
     conn.executemany("UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?", rows)
 

@@ -68,6 +68,9 @@ class Store:
         self.conn = conn
         self.path = path
         self.created = created  # True when this process created the file (first use)
+        # What the last verification on this connection may leave for the next one (the policy
+        # and the audit chain's last link, checked against data_version): eset2fa.twofactor.totp.
+        self.verify_memo = None
 
     def write(self) -> _WriteTransaction:
         """A write transaction taken up front (BEGIN IMMEDIATE): read-modify-write never races.

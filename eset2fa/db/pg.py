@@ -31,6 +31,7 @@ is eset2fa's (application id) and its schema version; `schema_migrations` the na
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 from functools import lru_cache
@@ -229,7 +230,16 @@ class PgConnection:
     """A psycopg connection in autocommit, with the sqlite3.Connection methods eset2fa uses."""
 
     dialect = "postgresql"
-    __slots__ = ("__weakref__", "raw", "db_path", "_idle", "_begin_write")
+    __slots__ = (
+        "__weakref__",
+        "raw",
+        "db_path",
+        "_idle",
+        "_begin_write",
+        "verify_context",
+        "_versions",
+    )
+    total_changes = 0  # sqlite3's counter; PostgreSQL's stand-in for data_version is below
 
     def __init__(self, raw, location: PgLocation) -> None:
         from psycopg.pq import TransactionStatus
@@ -238,6 +248,13 @@ class PgConnection:
         self.db_path = location  # where the key and the backups are looked for (no file here)
         self._idle = TransactionStatus.IDLE
         self._begin_write = f"BEGIN; SELECT pg_advisory_xact_lock({lock_key(location.schema)})"
+        self.verify_context = None  # eset2fa.db.users: read with the user's row
+        self._versions = itertools.count(1)
+
+    def next_version(self) -> int:
+        """A data_version never seen before: other nodes commit without telling this one, so
+        nothing read in an earlier transaction is reused."""
+        return next(self._versions)
 
     @property
     def in_transaction(self) -> bool:

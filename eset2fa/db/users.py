@@ -86,7 +86,7 @@ class VerifyRow(NamedTuple):
     last_step: int | None
     window: str | None  # the stored `totp.window` setting (None: the default)
     max_failures: str | None  # the stored `lockout.max_failures` setting
-    last_hash: str | None  # the audit chain's last hash (None: an empty log)
+    last_hash: bytes | None  # the audit chain's last hash (None: an empty log)
     totp_algorithm: str | None  # an imported secret's parameters (None: SHA1, 6 digits, 30 s)
     totp_digits: int | None
     totp_period: int | None
@@ -464,3 +464,83 @@ def exportable_page(conn: sqlite3.Connection, *, after_id: int, limit: int) -> l
         f"SELECT {_EXPORT_COLUMNS} FROM users WHERE {_EXPORTABLE} AND id > ? ORDER BY id LIMIT ?",
         (after_id, limit),
     ).fetchall()
+
+
+# -- verify hot path --
+
+
+def replace_password_hash(conn: sqlite3.Connection, user_id: int, old: str, new: str) -> bool:
+    """A stronger hash of the same password, unless the password changed meanwhile (False)."""
+    return (
+        conn.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+            (new, user_id, old),
+        ).rowcount
+        > 0
+    )
+
+
+class VerifyUser(NamedTuple):
+    """The user's columns a verification reads, and the database's `data_version` in the same
+    statement: it tells whether another connection committed since this one last looked, i.e.
+    whether what the caller keeps between verifications (the policy, the chain's last link) may
+    still be used (eset2fa.twofactor.totp)."""
+
+    id: int
+    name: str
+    state: str
+    secret: bytes | None
+    fail_count: int
+    locked: int
+    last_step: int | None
+    totp_algorithm: str | None
+    totp_digits: int | None
+    totp_period: int | None
+    data_version: int
+
+
+_VERIFY_USER = (
+    "SELECT id, name, state, secret, fail_count, locked, last_step,"
+    " totp_algorithm, totp_digits, totp_period FROM users WHERE name = ?"
+)
+# What changes only when settings change or another connection appends to the audit log.
+_VERIFY_CONTEXT = (
+    "SELECT (SELECT value FROM config WHERE key = 'totp.window'),"
+    " (SELECT value FROM config WHERE key = 'lockout.max_failures'),"
+    f" ({LAST_HASH_SQL})"
+)
+
+
+# PostgreSQL has no data_version: the user's row (FOR UPDATE) and the context come in one
+# statement, and the context is kept on the connection for `verify_context` to hand back without
+# a second round trip. Its data_version is never the same twice, so nothing is reused across
+# verifications (another node may have appended to the chain since).
+_VERIFY_USER_PG = (
+    "SELECT id, name, state, secret, fail_count, locked, last_step,"
+    " totp_algorithm, totp_digits, totp_period,"
+    " (SELECT value FROM config WHERE key = 'totp.window'),"
+    " (SELECT value FROM config WHERE key = 'lockout.max_failures'),"
+    f" ({LAST_HASH_SQL}) FROM users WHERE name = ? FOR UPDATE"
+)
+
+
+def find_user_for_verify(conn: sqlite3.Connection, name: str) -> VerifyUser | None:
+    """Inside the caller's write transaction (the data_version read is then current)."""
+    if dialect(conn) == "postgresql":
+        found = conn.execute(_VERIFY_USER_PG, (name,)).fetchone()
+        if found is None:
+            return None
+        conn.verify_context = tuple(found[10:])
+        return VerifyUser(*found[:10], conn.next_version())
+    # Two statements: as a sub-select (pragma_data_version()) the pragma cost three times more.
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    found = conn.execute(_VERIFY_USER, (name,)).fetchone()
+    return None if found is None else VerifyUser(*found, version)
+
+
+def verify_context(conn: sqlite3.Connection) -> tuple[str | None, str | None, bytes | None]:
+    """(stored `totp.window`, stored `lockout.max_failures`, the audit chain's last link)."""
+    if dialect(conn) == "postgresql" and conn.verify_context is not None:
+        found, conn.verify_context = conn.verify_context, None
+        return found
+    return tuple(conn.execute(_VERIFY_CONTEXT).fetchone())

@@ -22,6 +22,9 @@ def init_store(path: Path, password: str | None) -> tuple[Store, str | None]:
             "Use it as it is, or pass --db with a new path to create another store.",
         )
     require_key_place(path)  # refused before anything is created
+    from eset2fa.accounts.passwords import profile_for_new_store
+
+    profile_for_new_store()  # a mistyped ESET2FA_ARGON2_PROFILE: exit 2 before a file is made
     store = open_store(path)
     generated = ensure_administrator(store, password)
     return store, generated

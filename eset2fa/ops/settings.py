@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from eset2fa.accounts import passwords
 from eset2fa.accounts.actors import Actor
 from eset2fa.accounts.permissions import require_admin
 from eset2fa.clock import now_iso
@@ -56,6 +57,14 @@ SETTINGS: dict[str, Setting] = {
         "Wait before answering after one wrong password; doubles with each more, at most 2 s",
         minimum=0,
         maximum=policy.PASSWORD_DELAY_CAP_SECONDS,
+    ),
+    # Cost of new password hashes (each hash keeps its own; weaker ones are redone at the next
+    # successful login). `test` is for test suites only: `doctor` warns about it.
+    passwords.SETTING: Setting(
+        "choice",
+        passwords.DEFAULT_PROFILE,
+        "Argon2id cost of new password hashes (test: for test suites only)",
+        choices=tuple(passwords.PROFILES),
     ),
     "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
     # At most ±10 steps (±5 min): each step widens what a guess can hit, and every verification
