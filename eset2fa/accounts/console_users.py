@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from eset2fa.accounts import permissions
@@ -90,9 +90,13 @@ def list_users(
     state: str | None = None,
     locked: bool | None = None,
     limit: int | None = None,
-) -> list[dict]:
-    rows = user_rows.select_status(store.conn, group=group, state=state, locked=locked, limit=limit)
-    return [status_of(row) for row in rows]
+    as_json: bool = False,
+) -> Iterator:
+    """The matching users by name, streamed from the query (a listing of 1,000,000 users is
+    written while it is read, never held): (name, group, state, method, locked, fail_count)
+    tuples, or with `as_json` each user's `status_of` dict as JSON text, written by SQLite."""
+    select = user_rows.status_json if as_json else user_rows.status_tuples
+    return select(store.conn, group=group, state=state, locked=locked, limit=limit)
 
 
 def _require_group_scope(conn: sqlite3.Connection, actor: Actor, group: str | None) -> None:
