@@ -105,7 +105,7 @@ SHOWN_PROBLEMS = 50  # rows of a bulk result's problem table; --json has them al
 
 def render_bulk(
     inv,
-    results: list[dict],
+    results,
     counts: dict[str, int],
     *,
     ok: tuple[str, ...],
@@ -120,25 +120,34 @@ def render_bulk(
     (the results in `ok` first). Exit 1 when any row's result is not in `ok`; a re-run that
     finds every user already done is not a failure, so `ok` includes the "already" results.
 
-    `listed`: results that are not failures but are shown with the problems (an import's
-    skipped HOTP entries)."""
+    `results`: a list of dicts, or the core's Outcomes (1,000,000 results read back from a
+    temporary file, streamed into the document). `listed`: results that are not failures but
+    are shown with the problems (an import's skipped HOTP entries)."""
+    from eset2fa.output import Stream
+    from eset2fa.twofactor.outcomes import Outcomes
 
     def human() -> None:
-        problems = [r for r in results if r["result"] not in ok or r["result"] in listed]
+        problems, more = [], 0
+        for r in results:
+            if r["result"] not in ok or r["result"] in listed:
+                if len(problems) < SHOWN_PROBLEMS:
+                    problems.append(r)
+                else:
+                    more += 1
         if problems:
             inv.output.table(
                 list(columns),
-                [tuple(r[c] for c in columns) for r in problems[:SHOWN_PROBLEMS]],
+                [tuple(r[c] for c in columns) for r in problems],
                 title=title,
             )
-            if len(problems) > SHOWN_PROBLEMS:
-                more = len(problems) - SHOWN_PROBLEMS
+            if more:
                 inv.output.message(f"... and {more} more (use --json for all)")
         rank = {result: index for index, result in enumerate(ok)}
         order = sorted(counts, key=lambda result: (rank.get(result, len(ok)), result))
         counted = ", ".join(f"{result.replace('_', ' ')}: {counts[result]}" for result in order)
         inv.output.message(counted or f"{summary}: {empty}")
 
-    inv.output.result({"counts": counts, "results": results}, human)
+    streamed = Stream(results.texts(), encoded=True) if isinstance(results, Outcomes) else results
+    inv.output.result({"counts": counts, "results": streamed}, human)
     if any(result not in ok for result in counts):
         raise typer.Exit(1)

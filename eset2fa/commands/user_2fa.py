@@ -40,7 +40,7 @@ def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str
 def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
     render_bulk(
         inv,
-        report.results,
+        report.outcomes,
         report.counts,
         ok=ok,
         columns=("name", "result"),

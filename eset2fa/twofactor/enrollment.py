@@ -26,6 +26,7 @@ from eset2fa.ops import audit_chain
 from eset2fa.secrets import keys
 from eset2fa.secrets.sealer import Sealer
 from eset2fa.twofactor import totp
+from eset2fa.twofactor.outcomes import Outcomes
 from eset2fa.twofactor.states import Method
 
 CHUNK = 5000
@@ -39,24 +40,25 @@ NOT_FOUND = "not_found"
 DENIED = "denied"
 
 
+def _outcomes() -> Outcomes:
+    return Outcomes(("name", "result"))
+
+
 @dataclass
 class BulkReport:
     """Per-user results, in the order the users were asked for (or by id), and counts."""
 
-    # (name, result) pairs: tuples, not dicts, so 100,000 results stay small in memory.
-    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    # Held in memory up to a point, then in a temporary file: 1,000,000 results in flat memory.
+    outcomes: Outcomes = field(default_factory=_outcomes)
     uri: str | None = None  # the enrollment URI, only for a single-user TOTP enrollment
 
     @property
     def results(self) -> list[dict]:
-        return [{"name": name, "result": result} for name, result in self.outcomes]
+        return list(self.outcomes)
 
     @property
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for _name, result in self.outcomes:
-            counts[result] = counts.get(result, 0) + 1
-        return counts
+        return dict(self.outcomes.counts)
 
 
 def _target_chunks(
@@ -180,7 +182,7 @@ def enable(
                 else:
                     result = ENABLED
                     todo.append(row)
-                report.outcomes.append((row["name"], result))
+                report.outcomes.add(row["name"], result)
                 details = enabled_details if result == ENABLED else None
                 events.append(
                     audit_chain.AuditEvent(actor.label, "user.enable", row["name"], result, details)
@@ -197,7 +199,7 @@ def enable(
             conn,
             (audit_chain.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing),
         )
-        report.outcomes += [(name, NOT_FOUND) for name in missing]
+        report.outcomes.extend((name, NOT_FOUND) for name in missing)
 
     if single is not None and secret is not None:
         report.uri = totp.provisioning_uri(secret, single["name"], issuer)
@@ -269,11 +271,14 @@ def disable(
 ) -> BulkReport:
     """Turn 2FA off: clears the secret, phone, replay step, fail count and lock (audit kept)."""
     report = BulkReport()
+    outcomes = report.outcomes
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
-        todo, events, results = [], [], []
+        # A chunk at a time (cleared, then audited), inside the one transaction: memory stays
+        # flat at 1,000,000 users, and the audit rows are the same, in the same order.
         for rows in chunks:
+            todo, events = [], []
             for row in rows:
                 if not scope.covers(row["id"], row["group_name"]):
                     result = DENIED
@@ -282,18 +287,19 @@ def disable(
                 else:
                     result = DISABLED
                     todo.append(row["id"])
-                results.append((row["name"], result))
+                outcomes.add(row["name"], result)
                 events.append(
                     audit_chain.AuditEvent(actor.label, "user.disable", row["name"], result)
                 )
+            clear_second_factor(conn, todo)
+            audit_chain.record_many(conn, events)
             if progress:
                 progress(len(rows))
-        for name in missing:
-            events.append(audit_chain.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
-            results.append((name, NOT_FOUND))
-        clear_second_factor(conn, todo)
-        audit_chain.record_many(conn, events)
-    report.outcomes = results
+        audit_chain.record_many(
+            conn,
+            (audit_chain.AuditEvent(actor.label, "user.disable", n, NOT_FOUND) for n in missing),
+        )
+        outcomes.extend((name, NOT_FOUND) for name in missing)
     return report
 
 

@@ -1,0 +1,35 @@
+"""Bulk results past what is kept in memory (they go to a temporary file) come back whole, in
+order, in --json and in the counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from eset2fa.twofactor.outcomes import KEPT
+
+pytestmark = pytest.mark.usefixtures("env_master_key")
+
+
+def test_bulk_enable_and_disable_results_past_the_memory_limit(cli, store, sql):
+    count = KEPT + 7
+    names = "".join(f"user{i:05d}\n" for i in range(count))
+    assert cli("user", "add", "--from-file", "-", input=names).exit_code == 0
+    assert cli("user", "enable", "user00002", "--method", "push").exit_code == 0
+    enabled = cli("--json", "user", "enable", "--method", "totp", "--all")
+    assert enabled.exit_code == 0
+    document = enabled.json()
+    assert document["counts"] == {"enabled": count, "already_enabled": 1}
+    results = document["results"]
+    assert [r["name"] for r in results] == ["Administrator"] + [
+        f"user{i:05d}" for i in range(count)
+    ]
+    assert results[3] == {"name": "user00002", "result": "already_enabled"}
+    assert all(r["result"] == "enabled" for r in results[4:])
+    disabled = cli("--json", "--yes", "user", "disable", "--group", "nope")
+    assert disabled.exit_code == 3
+    disabled = cli("--json", "--yes", "user", "disable", "--all").json()
+    assert disabled["counts"] == {"disabled": count + 1}
+    assert disabled["results"][-1] == {"name": f"user{count - 1:05d}", "result": "disabled"}
+    audited = sql("SELECT count(*) FROM audit WHERE action = 'user.disable'")[0][0]
+    assert audited == count + 1
+    assert sql("SELECT count(*) FROM users WHERE secret IS NOT NULL")[0][0] == 0
