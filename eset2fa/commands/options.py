@@ -7,6 +7,7 @@ these are factories: each call gives a new `typer.Option` for one parameter.
 """
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -98,6 +99,34 @@ def read_lines(source: str) -> list[str]:
         raise NotFound(f"No file {source!r}.", "Give a path to a file, or '-' for stdin.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read {source!r}: {exc}.") from None
+
+
+def lines_of(source: str) -> tuple[Iterator[str], int]:
+    """The lines of a --from-file argument read as they are used (1,000,000 lines in flat
+    memory), and how many there are (a progress bar's total; 0 for standard input, which can be
+    read only once)."""
+    from eset2fa.errors import NotFound, UsageError
+
+    if source == "-":
+        return (iter(sys.stdin) if sys.stdin is not None else iter(())), 0
+    path = Path(source)
+    try:
+        with path.open("rb") as counting:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: counting.read(1 << 20), b""))
+        handle = path.open(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise NotFound(f"No file {source!r}.", "Give a path to a file, or '-' for stdin.") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read {source!r}: {exc}.") from None
+
+    def lines() -> Iterator[str]:
+        with handle:
+            try:
+                yield from handle
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"Cannot read {source!r}: {exc}.") from None
+
+    return lines(), total
 
 
 SHOWN_PROBLEMS = 50  # rows of a bulk result's problem table; --json has them all

@@ -462,6 +462,41 @@ def import_totp(conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
     )
 
 
+# -- a set of names met so far, in a temporary table (a bulk import of 1,000,000 lines tells a
+# repeated name without holding every name in Python). TEMP: the connection's own, never in the
+# store's file.
+
+
+def start_name_set(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS names_met (name TEXT PRIMARY KEY COLLATE NOCASE)")
+    conn.execute("DELETE FROM temp.names_met")
+
+
+def names_in_set(conn: sqlite3.Connection, names: list[str]) -> set[str]:
+    """Which of `names` are in the set, lower-cased (names compare case-insensitively)."""
+    found: set[str] = set()
+    for start in range(0, len(names), _IN_LIMIT):
+        part = names[start : start + _IN_LIMIT]
+        marks = ",".join("?" * len(part))
+        found.update(
+            row[0].lower()
+            for row in conn.execute(
+                f"SELECT name FROM temp.names_met WHERE name IN ({marks})", part
+            )
+        )
+    return found
+
+
+def add_to_name_set(conn: sqlite3.Connection, names: Iterable[str]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO temp.names_met (name) VALUES (?)", ((name,) for name in names)
+    )
+
+
+def drop_name_set(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP TABLE IF EXISTS temp.names_met")
+
+
 _EXPORT_COLUMNS = "id, name, group_name, secret, totp_algorithm, totp_digits, totp_period"
 _EXPORTABLE = "method = 'totp' AND state = 'active' AND secret IS NOT NULL"
 
