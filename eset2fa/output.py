@@ -206,6 +206,15 @@ class Output:
             self.out.print_json(data=data)
 
     @staticmethod
+    def lines(texts: Iterable[str]) -> None:
+        """Data as plain lines on stdout (URIs, paths), written a batch at a time as `texts`
+        yields them: never wrapped, cut or held. Silent on nothing."""
+        write, texts = sys.stdout.write, iter(texts)
+        while batch := list(islice(texts, 1000)):
+            write("\n".join(batch) + "\n")
+        sys.stdout.flush()
+
+    @staticmethod
     def _print(console, text: str) -> None:
         # Messages are rich markup with paths and names interpolated; a path such as `a[/]b`
         # is not valid markup. Print it plainly rather than fail after the work is done (the

@@ -101,3 +101,24 @@ def test_reader_stopping_early_ends_quietly(cli, store, args):
         proc.stderr.close()
     assert "Traceback" not in stderr and "Exception" not in stderr
     assert stderr == ""
+
+
+def test_export_all_streams_every_audited_user(cli, store, sql, tmp_path):
+    count = LONG_LIST + 5
+    uris = "".join(
+        f"otpauth://totp/Old:user{i:05d}?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n"
+        for i in range(count)
+    )
+    imported = cli("user", "import", "--otpauth", "-", "--create-users", "--json", input=uris)
+    assert imported.json()["counts"] == {"imported": count}
+    exported = cli("user", "export", "--all", "--yes", "--json")
+    assert exported.exit_code == 0, exported.stderr
+    document = exported.json()
+    assert list(document) == ["count", "not_permitted", "users"]
+    assert document["count"] == count == len(document["users"])
+    assert document["users"][0]["secret"] == "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    audited = sql("SELECT target FROM audit WHERE action = 'user.export' ORDER BY id")
+    assert [row[0] for row in audited] == [u["name"] for u in document["users"]]
+    plain = cli("user", "export", "--otpauth", "--all", "--yes")
+    lines = plain.stdout.splitlines()
+    assert len(lines) == count and all(line.startswith("otpauth://totp/") for line in lines)

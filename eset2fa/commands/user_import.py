@@ -150,6 +150,7 @@ def export(
         eset2fa user export --all --yes --json
     """
     from eset2fa.errors import UsageError
+    from eset2fa.output import Stream
     from eset2fa.twofactor import exports
 
     inv = invocation(ctx)
@@ -176,16 +177,16 @@ def export(
         )
 
     def human() -> None:
-        if not report.users:
+        if not report.count:
             inv.output.notice("No active TOTP users to export.")
-        for exported in report.users:
-            typer.echo(exported.uri)  # plain lines: never wrapped or cut, whatever the terminal
+        # Plain lines, never wrapped or cut whatever the terminal, written as they are read.
+        inv.output.lines(exported.uri for exported in report.users)
 
     inv.output.result(
         {
-            "count": len(report.users),
+            "count": report.count,
             "not_permitted": report.not_permitted,
-            "users": [exported.to_dict() for exported in report.users],
+            "users": Stream(exported.to_dict() for exported in report.users),
         },
         human,
     )
