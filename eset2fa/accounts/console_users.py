@@ -148,6 +148,14 @@ def parse_user_lines(lines: Iterable[str]) -> tuple[list[BulkEntry], list[dict]]
     Returns the entries and a per-line result for lines that could not be used.
     """
     entries, rejected = [], []
+    for item in iter_user_lines(lines):
+        (entries if isinstance(item, BulkEntry) else rejected).append(item)
+    return entries, rejected
+
+
+def iter_user_lines(lines: Iterable[str]) -> Iterator[BulkEntry | dict]:
+    """`parse_user_lines` a line at a time: a BulkEntry, or the result of a line that could not be
+    used ({"line", "name", "result": "invalid"})."""
     for number, raw in enumerate(lines, start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
@@ -157,10 +165,9 @@ def parse_user_lines(lines: Iterable[str]) -> tuple[list[BulkEntry], list[dict]]
             continue  # a CSV header
         group = group or None
         if not NAME_PATTERN.fullmatch(name) or (group and not GROUP_PATTERN.fullmatch(group)):
-            rejected.append({"line": number, "name": name, "result": "invalid"})
+            yield {"line": number, "name": name, "result": "invalid"}
             continue
-        entries.append(BulkEntry(number, name, group))
-    return entries, rejected
+        yield BulkEntry(number, name, group)
 
 
 def add_users_bulk(

@@ -335,6 +335,60 @@ def targets_page(
     ).fetchall()
 
 
+# -- many users asked for by name (`--from-file` with 1,000,000 names): the names go to TEMP
+# tables of the connection (never the store's file), SQLite matches and orders them, and the
+# caller reads the result a page at a time, so no list of every name or row is held in Python.
+
+
+def ask_names(conn: sqlite3.Connection, names: Iterable[str]) -> None:
+    """Load `names` (in the order asked) and match them with the users: afterwards
+    `asked_found_page` gives each user found once, in the order of the first name that found
+    them, and `asked_missing_page` each name that found nobody, once (by exact spelling), in the
+    order asked. `forget_asked` drops the tables."""
+    forget_asked(conn)
+    conn.execute("CREATE TEMP TABLE asked (seq INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    conn.executemany("INSERT INTO temp.asked (name) VALUES (?)", ((name,) for name in names))
+    conn.execute(
+        "CREATE TEMP TABLE asked_found (seq INTEGER PRIMARY KEY, id INTEGER, name TEXT,"
+        " group_name TEXT, state TEXT, method TEXT, phone TEXT)"
+    )
+    # users.name is COLLATE NOCASE and on the left: names match case-insensitively, through its
+    # index. Rows are inserted in ORDER BY order, so `seq` is the order asked.
+    conn.execute(
+        "INSERT INTO temp.asked_found (id, name, group_name, state, method, phone)"
+        " SELECT u.id, u.name, u.group_name, u.state, u.method, u.phone FROM"
+        " (SELECT name, min(seq) AS first FROM temp.asked GROUP BY name COLLATE NOCASE) AS t"
+        " JOIN users AS u ON u.name = t.name ORDER BY t.first"
+    )
+    conn.execute("CREATE TEMP TABLE asked_missing (seq INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute(
+        "INSERT INTO temp.asked_missing (name)"
+        " SELECT t.name FROM (SELECT name, min(seq) AS first FROM temp.asked GROUP BY name) AS t"
+        " WHERE NOT EXISTS (SELECT 1 FROM users AS u WHERE u.name = t.name) ORDER BY t.first"
+    )
+
+
+def asked_found_page(conn: sqlite3.Connection, *, after: int, limit: int) -> list[sqlite3.Row]:
+    """(seq, id, name, group_name, state, method, phone) of the next `limit` users found."""
+    return conn.execute(
+        f"SELECT seq, {_TARGET_COLUMNS} FROM temp.asked_found WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
+    ).fetchall()
+
+
+def asked_missing_page(conn: sqlite3.Connection, *, after: int, limit: int) -> list[tuple]:
+    """(seq, name) of the next `limit` names that found nobody."""
+    return conn.execute(
+        "SELECT seq, name FROM temp.asked_missing WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after, limit),
+    ).fetchall()
+
+
+def forget_asked(conn: sqlite3.Connection) -> None:
+    for table in ("asked", "asked_found", "asked_missing"):
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
 def count(conn: sqlite3.Connection, *, group: str | None = None) -> int:
     """How many users there are (in `group`, when given)."""
     if group is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from eset2fa.accounts import permissions
@@ -63,24 +63,33 @@ class BulkReport:
 
 def _target_chunks(
     conn: sqlite3.Connection,
-    names: list[str] | None,
+    names: Iterable[str] | None,
     group: str | None,
     all_users: bool,
-) -> tuple[Iterator[list[sqlite3.Row]], list[str]]:
-    """(chunks of rows found, names not found): rows in the order asked (names) or by id.
+) -> tuple[Iterator[list[sqlite3.Row]], Iterator[list[str]]]:
+    """(chunks of rows found, chunks of names not found): rows in the order asked (names) or by
+    id, each user once; names not found once each, in the order asked.
 
     With --group/--all the rows are read a chunk at a time (keyset pagination by id), so 100,000
-    users never sit in memory at once; each chunk is read in full before it is updated.
+    users never sit in memory at once; each chunk is read in full before it is updated. Names
+    given as a list are matched in memory; names given as any other iterable (a file of
+    1,000,000 names, read as it goes) are matched in TEMP tables of the connection
+    (`eset2fa.db.users.ask_names`) and read back a chunk at a time.
     """
-    chosen = sum([bool(names), group is not None, all_users])
+    streamed = names is not None and not isinstance(names, list)
+    chosen = sum([streamed or bool(names), group is not None, all_users])
     if chosen != 1:
         raise UsageError(
             "Give user NAMEs, --group G, --all or --from-file (exactly one way).",
             "Example: eset2fa user enable alice bob --method totp",
         )
+    if streamed:
+        user_rows.ask_names(conn, names)
+        return _asked_chunks(conn), _missing_chunks(conn)
     if names:
         rows, missing = _rows_by_name(conn, names)
-        return (rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)), missing
+        chunks = (rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK))
+        return chunks, iter([missing] if missing else [])
     first = user_rows.targets_page(conn, after_id=0, limit=CHUNK, group=group)
     if group is not None and not first:
         raise NotFound(f"No users in group {group!r}.", "List users with `eset2fa user list`.")
@@ -91,7 +100,21 @@ def _target_chunks(
             yield chunk
             chunk = user_rows.targets_page(conn, after_id=chunk[-1]["id"], limit=CHUNK, group=group)
 
-    return chunks(), []
+    return chunks(), iter([])
+
+
+def _asked_chunks(conn: sqlite3.Connection) -> Iterator[list[sqlite3.Row]]:
+    chunk = user_rows.asked_found_page(conn, after=0, limit=CHUNK)
+    while chunk:
+        yield chunk
+        chunk = user_rows.asked_found_page(conn, after=chunk[-1]["seq"], limit=CHUNK)
+
+
+def _missing_chunks(conn: sqlite3.Connection) -> Iterator[list[str]]:
+    chunk = user_rows.asked_missing_page(conn, after=0, limit=CHUNK)
+    while chunk:
+        yield [name for _seq, name in chunk]
+        chunk = user_rows.asked_missing_page(conn, after=chunk[-1][0], limit=CHUNK)
 
 
 def _rows_by_name(
@@ -112,11 +135,13 @@ def _rows_by_name(
 
 def count_targets(
     store: Store,
-    names: list[str] | None,
+    names: Iterable[str] | None,
     group: str | None,
     all_users: bool,
 ) -> int:
     """How many users a selection covers at most (the progress bar's total)."""
+    if names is not None and not isinstance(names, list):
+        return 0  # streamed: the caller knows how many it gives
     if names:
         return len(names)
     if group is not None:
@@ -128,7 +153,7 @@ def enable(
     store: Store,
     actor: Actor,
     *,
-    names: list[str] | None = None,
+    names: Iterable[str] | None = None,
     group: str | None = None,
     all_users: bool = False,
     method: str = "totp",
@@ -145,7 +170,7 @@ def enable(
     if phone is not None:
         from eset2fa.twofactor.phones import normalize_phone
 
-        if not names or len(names) != 1:
+        if not isinstance(names, list) or len(names) != 1:
             raise UsageError("--phone applies to one user at a time.", "Give exactly one NAME.")
         phone = normalize_phone(phone)
     from eset2fa.ops import settings
@@ -154,6 +179,7 @@ def enable(
     enabled_details = {"method": method}  # one object: the audit encodes it once
     single: sqlite3.Row | None = None
     secret: str | None = None
+    one_name = isinstance(names, list) and len(names) == 1
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
@@ -188,18 +214,20 @@ def enable(
                     audit_chain.AuditEvent(actor.label, "user.enable", row["name"], result, details)
                 )
             secrets_by_id = _write_enabled(conn, todo, method, sealer)
-            if names and len(names) == 1 and len(todo) == 1:
+            if one_name and len(todo) == 1:
                 single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
                 if phone is not None:
                     user_rows.set_phone(conn, single["id"], phone)
             audit_chain.record_many(conn, events)
             if progress:
                 progress(len(rows))
-        audit_chain.record_many(
-            conn,
-            (audit_chain.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing),
-        )
-        report.outcomes.extend((name, NOT_FOUND) for name in missing)
+        for part in missing:
+            audit_chain.record_many(
+                conn,
+                (audit_chain.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in part),
+            )
+            report.outcomes.extend((name, NOT_FOUND) for name in part)
+        user_rows.forget_asked(conn)
 
     if single is not None and secret is not None:
         report.uri = totp.provisioning_uri(secret, single["name"], issuer)
@@ -264,7 +292,7 @@ def disable(
     store: Store,
     actor: Actor,
     *,
-    names: list[str] | None = None,
+    names: Iterable[str] | None = None,
     group: str | None = None,
     all_users: bool = False,
     progress: Callable[[int], None] | None = None,
@@ -295,11 +323,13 @@ def disable(
             audit_chain.record_many(conn, events)
             if progress:
                 progress(len(rows))
-        audit_chain.record_many(
-            conn,
-            (audit_chain.AuditEvent(actor.label, "user.disable", n, NOT_FOUND) for n in missing),
-        )
-        outcomes.extend((name, NOT_FOUND) for name in missing)
+        for part in missing:
+            audit_chain.record_many(
+                conn,
+                (audit_chain.AuditEvent(actor.label, "user.disable", n, NOT_FOUND) for n in part),
+            )
+            outcomes.extend((name, NOT_FOUND) for name in part)
+        user_rows.forget_asked(conn)
     return report
 
 
