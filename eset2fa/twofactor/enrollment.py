@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from eset2fa.accounts import permissions
@@ -72,11 +72,11 @@ def _target_chunks(
 
     With --group/--all the rows are read a chunk at a time (keyset pagination by id), so 100,000
     users never sit in memory at once; each chunk is read in full before it is updated. Names
-    given as a list are matched in memory; names given as any other iterable (a file of
+    given as a list (a Sequence) are matched in memory; names given as any other iterable (a file of
     1,000,000 names, read as it goes) are matched in TEMP tables of the connection
     (`eset2fa.db.users.ask_names`) and read back a chunk at a time.
     """
-    streamed = names is not None and not isinstance(names, list)
+    streamed = names is not None and not isinstance(names, Sequence)
     chosen = sum([streamed or bool(names), group is not None, all_users])
     if chosen != 1:
         raise UsageError(
@@ -140,7 +140,7 @@ def count_targets(
     all_users: bool,
 ) -> int:
     """How many users a selection covers at most (the progress bar's total)."""
-    if names is not None and not isinstance(names, list):
+    if names is not None and not isinstance(names, Sequence):
         return 0  # streamed: the caller knows how many it gives
     if names:
         return len(names)
@@ -170,7 +170,7 @@ def enable(
     if phone is not None:
         from eset2fa.twofactor.phones import normalize_phone
 
-        if not isinstance(names, list) or len(names) != 1:
+        if not isinstance(names, Sequence) or len(names) != 1:
             raise UsageError("--phone applies to one user at a time.", "Give exactly one NAME.")
         phone = normalize_phone(phone)
     from eset2fa.ops import settings
@@ -179,7 +179,7 @@ def enable(
     enabled_details = {"method": method}  # one object: the audit encodes it once
     single: sqlite3.Row | None = None
     secret: str | None = None
-    one_name = isinstance(names, list) and len(names) == 1
+    one_name = isinstance(names, Sequence) and len(names) == 1
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
