@@ -33,6 +33,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
@@ -488,7 +489,8 @@ def import_entries(
     outcomes = Outcomes(RESULT_FIELDS)
     key = None
     entries = iter(entries)
-    with store.write() as conn:
+    # A dry run reads only (its name set is in the connection's TEMP database, not the store).
+    with nullcontext(store.conn) if dry_run else store.write() as conn:
         scope = permissions.write_scope(conn, actor)
         user_rows.start_name_set(conn)
         try:
