@@ -9,7 +9,10 @@ import time
 
 
 def run(command: list[str], *, env: dict | None = None, stdout=subprocess.DEVNULL, stdin=None):
-    """(seconds, peak RSS in MB, exit status) of `command`; its stdout goes to `stdout`."""
+    """(seconds, peak RSS in MB, CPU seconds) of `command`; its stdout goes to `stdout`.
+
+    CPU seconds (user + system, the child's own) are reported beside wall time: on a machine
+    shared with other work, wall time also measures the neighbours."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, stdin=stdin)
     stderr = proc.stderr.read()
@@ -17,6 +20,6 @@ def run(command: list[str], *, env: dict | None = None, stdout=subprocess.DEVNUL
     elapsed = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stderr.close()
-    if proc.returncode not in (0,):
+    if proc.returncode != 0:
         raise SystemExit(f"{' '.join(command[:8])}... failed ({proc.returncode}): {stderr[-500:]}")
-    return elapsed, usage.ru_maxrss / 1024, proc.returncode
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime

@@ -8,8 +8,10 @@ enrolled, eleven audit rows per user) and runs the real CLI in a child process, 
   2. `user import --otpauth FILE`                    (an otpauth URI per user -> active)
   3. `user disable --all --yes` again, not timed
   4. `user enable --method totp --all`               (every user disabled -> pending)
-Wall time (median of the rounds) and the child's own peak RSS (wait4; the largest of the rounds).
-The baseline of each larger size is the smallest size's figure scaled by the user count.
+Wall time and CPU time (user + system) of the child (medians of the rounds), and its own peak
+RSS (wait4; the largest of the rounds). The baseline of each larger size is the smallest size's
+figure scaled by the user count; the machine is shared, so the CPU-time ratio is the steadier
+measure of linearity.
 
     python bench/bulk_scale.py [--sizes 10000,100000] [--large] [--rounds 3]
 
@@ -56,7 +58,7 @@ def main() -> None:
     if args.large:
         sizes.append(1_000_000)
     work = Path(tempfile.mkdtemp(prefix="eset2fa-bench-"))
-    figures: dict[tuple[str, int], tuple[float, float]] = {}
+    figures: dict[tuple[str, int], tuple[float, float, float]] = {}
     try:
         for size in sizes:
             fixture = fixture_store(size)
@@ -64,6 +66,7 @@ def main() -> None:
             uris = work / f"uris{size}.txt"
             write_uris(uris, size)
             times: dict[str, list[float]] = {step: [] for step in STEPS}
+            cpus: dict[str, list[float]] = {step: [] for step in STEPS}
             peaks: dict[str, float] = dict.fromkeys(STEPS, 0.0)
             for _round in range(args.rounds):
                 db = fixture.copy_to(work / "round.db")
@@ -72,30 +75,39 @@ def main() -> None:
                     if step == "enable --all":
                         run(base + STEPS["disable --all"], env=env)  # not timed
                     command = base + [str(uris) if a == "{uris}" else a for a in argv]
-                    seconds, peak, _ = run(command, env=env)
+                    seconds, peak, cpu = run(command, env=env)
                     times[step].append(seconds)
+                    cpus[step].append(cpu)
                     peaks[step] = max(peaks[step], peak)
                 db.unlink()
                 for leftover in work.glob("round.db-*"):
                     leftover.unlink()
             for step in STEPS:
-                figures[step, size] = (statistics.median(times[step]), peaks[step])
+                figures[step, size] = (
+                    statistics.median(times[step]),
+                    statistics.median(cpus[step]),
+                    peaks[step],
+                )
             uris.unlink()
         smallest = sizes[0]
-        print(f"rounds: {args.rounds}; wall time medians; RSS: the CLI process's own peak")
-        print(f"{'step':18} {'users':>9} {'time':>8} {'baseline':>9} {'ratio':>6} {'RSS':>7}")
+        print(f"rounds: {args.rounds}; medians; RSS: the CLI process's own peak")
+        print(
+            f"{'step':18} {'users':>9} {'wall':>8} {'baseline':>9} {'ratio':>6}"
+            f" {'CPU':>8} {'baseline':>9} {'ratio':>6} {'RSS':>6} {'ratio':>6}"
+        )
         for step in STEPS:
-            base_time, base_rss = figures[step, smallest]
+            base_time, base_cpu, base_rss = figures[step, smallest]
             for size in sizes:
-                seconds, rss = figures[step, size]
-                scaled = base_time * size / smallest
+                seconds, cpu, rss = figures[step, size]
+                linear_time, linear_cpu = base_time * size / smallest, base_cpu * size / smallest
                 print(
-                    f"{step:18} {size:>9,} {seconds:>7.2f}s {scaled:>8.2f}s"
-                    f" {seconds / scaled:>5.2f}x {rss:>5.0f}MB (x{rss / base_rss:.2f})"
+                    f"{step:18} {size:>9,} {seconds:>7.2f}s {linear_time:>8.2f}s"
+                    f" {seconds / linear_time:>5.2f}x {cpu:>7.2f}s {linear_cpu:>8.2f}s"
+                    f" {cpu / linear_cpu:>5.2f}x {rss:>4.0f}MB {rss / base_rss:>5.2f}x"
                 )
         print(
-            "baseline: the smallest size's time scaled by the user count (ratio 1.0 = linear);"
-            " (xN): RSS against the smallest size's"
+            "baseline: the smallest size's figure scaled by the user count (ratio 1.00 = linear);"
+            " RSS ratio: against the smallest size's"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

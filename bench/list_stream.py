@@ -3,7 +3,8 @@ users <= 2 x `sqlite3 -json` on the same query, peak RSS <= 60 MB and flat from 
 
 On the cached realistic fixtures (bench/fixtures.py: every user enrolled, eleven audit rows per
 user), each size's CLI run and the sqlite3 shell's run on the same query alternate ROUNDS times,
-output to /dev/null; medians of wall time, and the CLI's peak RSS (its own, from wait4).
+output to /dev/null; medians of wall time and of CPU time (user + system: the machine is
+shared, and wall time also measures the neighbours), and the CLI's peak RSS (its own, wait4).
 
     python bench/list_stream.py [--sizes 10000,100000] [--large] [--rounds 3] [--skip-audit]
 
@@ -54,25 +55,32 @@ def main() -> None:
         )
     work = Path(tempfile.mkdtemp(prefix="eset2fa-bench-"))
     print(f"rounds: {args.rounds}; medians; RSS is the CLI process's peak")
-    print(f"{'listing':30} {'users':>9} {'eset2fa':>9} {'sqlite3':>9} {'ratio':>6} {'RSS':>7}")
+    print(
+        f"{'listing':28} {'users':>9} {'eset2fa':>8} {'sqlite3':>8} {'ratio':>6}"
+        f" {'CPU':>7} {'sqlite3':>7} {'ratio':>6} {'RSS':>6}"
+    )
     try:
         peaks: dict[str, list[float]] = {}
         for size in sizes:
             fixture = fixture_store(size)
             env = cli_env(fixture.key, home=work / "home")
             for label, argv, query in listings:
-                ours, theirs, rss = [], [], []
+                ours, theirs, our_cpu, their_cpu, rss = [], [], [], [], []
                 for _round in range(args.rounds):
                     cli = [sys.executable, "-m", "eset2fa", "--db", str(fixture.path), *argv]
-                    seconds, peak, _ = run(cli, env=env)
+                    seconds, peak, cpu = run(cli, env=env)
                     ours.append(seconds)
+                    our_cpu.append(cpu)
                     rss.append(peak)
-                    seconds, _peak, _ = run([sqlite, "-json", str(fixture.path), query])
+                    seconds, _peak, cpu = run([sqlite, "-json", str(fixture.path), query])
                     theirs.append(seconds)
+                    their_cpu.append(cpu)
                 a, b = statistics.median(ours), statistics.median(theirs)
+                c, d = statistics.median(our_cpu), statistics.median(their_cpu)
                 peaks.setdefault(label, []).append(max(rss))
                 print(
-                    f"{label:30} {size:>9,} {a:>8.2f}s {b:>8.2f}s {a / b:>5.2f}x {max(rss):>5.0f}MB"
+                    f"{label:28} {size:>9,} {a:>7.2f}s {b:>7.2f}s {a / b:>5.2f}x"
+                    f" {c:>6.2f}s {d:>6.2f}s {c / d:>5.2f}x {max(rss):>4.0f}MB"
                 )
         for label, values in peaks.items():
             print(f"{label}: peak RSS {min(values):.0f}-{max(values):.0f} MB over the sizes")
