@@ -43,3 +43,29 @@ def test_b32decode_matches_the_standard_library(text):
 @example("secret=AB%3D&issuer=Acme+Corp&&digits")
 def test_query_pairs_match_parse_qsl(query):
     assert _query_pairs(query) == parse_qsl(query, keep_blank_values=True)
+
+
+URIISH = st.text(alphabet="otpauOTPAUh:/?#&=%[]\t\n.é 1", max_size=30).map(
+    lambda tail: "otpauth://" + tail
+) | st.text(alphabet="otpauh:/?#[]\t", max_size=20)
+
+
+@given(URIISH)
+@example("otpauth://totp/Acme:alice?secret=JBSWY3DPEHPK3PXP&issuer=Acme#frag")
+@example("OTPAUTH://TOTP?secret=x/y#z?w")
+@example("otpauth://")
+@example("otpauth://totp/a[b]")
+def test_split_uri_matches_urlsplit(text):
+    from urllib.parse import urlsplit
+
+    from eset2fa.twofactor.imports import _split_uri
+
+    try:
+        expected = tuple(urlsplit(text))
+    except ValueError as error:
+        expected = type(error)
+    try:
+        ours = tuple(_split_uri(text))
+    except ValueError as error:
+        ours = type(error)
+    assert ours == expected

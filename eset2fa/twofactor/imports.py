@@ -143,6 +143,36 @@ def b32decode(text: str) -> bytes:
     return number.to_bytes(size, "big")[: size - _PADDING_BYTES[padding]]
 
 
+class _UriParts(NamedTuple):
+    scheme: str
+    netloc: str
+    path: str
+    query: str
+    fragment: str
+
+
+def _split_uri(text: str):
+    """`urllib.parse.urlsplit(text)` (scheme, netloc, path, query, fragment) for the usual
+    otpauth line, a quarter of the time: an ASCII `otpauth://` URI with no tab, line break or
+    bracket, which urlsplit would clean or check. Anything else goes to urlsplit itself (a test
+    checks both give the same on arbitrary input)."""
+    if not (text[:10].lower() == "otpauth://" and text.isascii()) or _SPECIAL.search(text):
+        return _urlsplit(text)
+    rest = text[10:]
+    end = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark)
+        if 0 <= found < end:
+            end = found
+    netloc, rest = rest[:end], rest[end:]
+    rest, _, fragment = rest.partition("#")
+    path, _, query = rest.partition("?")
+    return _UriParts("otpauth", netloc, path, query, fragment)
+
+
+_SPECIAL = re.compile(r"[\t\r\n\[\]]")
+
+
 def _query_pairs(query: str) -> list[tuple[str, str]]:
     """`urllib.parse.parse_qsl(query, keep_blank_values=True)`, without its per-call argument
     coercion (a third of the time of an otpauth line): pairs split on "&" and the first "=",
@@ -219,7 +249,7 @@ def _from_uri(text: str, source: str) -> ImportEntry:
     Not pyotp.parse_uri: since pyotp 2.10 it refuses secrets under 112 bits, and
     google-authenticator-libpam's own otpauth links carry 80-bit secrets.
     """
-    parts = _urlsplit(text)
+    parts = _split_uri(text)
     if parts.scheme.lower() != "otpauth":
         raise _Refused("not an otpauth:// URI")
     # label = accountname / issuer (":" / "%3A") *"%20" accountname
