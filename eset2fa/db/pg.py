@@ -83,13 +83,30 @@ def import_psycopg():
 # -- statement translation ----------------------------------------------------------------------
 
 
+_TEMP_SCHEMA = re.compile(r"\btemp\.(?=\w)", re.I)
+_INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
+_CREATE = re.compile(r"^\s*CREATE\s+(TEMP\s+|TEMPORARY\s+)?TABLE\b", re.I)
+
+
 @lru_cache(maxsize=1024)
 def translate(sql: str) -> tuple[str, tuple[int, ...] | None]:
     """(psycopg text, order of the parameters or None) for a statement in SQLite's dialect.
 
     `?` becomes `%s`, `?NNN` (numbered) becomes `%s` with the parameters re-ordered, and `%`
-    becomes `%%`; quoted strings, quoted names and comments are copied as they are.
+    becomes `%%`; quoted strings, quoted names and comments are copied as they are. A few
+    SQLite forms the db modules use at run time are rewritten: `temp.name` (pg_temp),
+    `INSERT OR IGNORE` (ON CONFLICT DO NOTHING), and the column types of a CREATE TABLE (as the
+    migrations' DDL, eset2fa.db.migrations.pg_ddl). `json_quote` and `json_valid` are functions
+    of the store's schema (`migrate`).
     """
+    if _CREATE.match(sql):
+        from eset2fa.db.migrations import pg_ddl
+
+        sql = pg_ddl(sql, binary_text=False)
+    sql = _TEMP_SCHEMA.sub("pg_temp.", sql)
+    if _INSERT_OR_IGNORE.match(sql):
+        sql = _INSERT_OR_IGNORE.sub("INSERT INTO", sql).rstrip().rstrip(";")
+        sql += " ON CONFLICT DO NOTHING"
     out: list[str] = []
     order: list[int] = []
     numbered = False
@@ -297,6 +314,10 @@ class PgConnection:
             raise
         return cursor
 
+    def cursor(self) -> _Cursor:
+        """A cursor as sqlite3's: `row_factory = None` for plain tuples, execute, fetch."""
+        return _Cursor(self)
+
     def copy_rows(self, table: str, columns: list[str], rows) -> int:
         """COPY rows into `table` (bulk loads: `db copy`); returns how many."""
         names = ", ".join(columns)
@@ -317,6 +338,59 @@ class PgConnection:
 
     def close(self) -> None:
         self.raw.close()
+
+
+class _Cursor:
+    __slots__ = ("conn", "row_factory", "_cursor")
+
+    def __init__(self, conn: PgConnection) -> None:
+        self.conn = conn
+        self.row_factory = _row_factory
+        self._cursor = None
+
+    def execute(self, sql: str, params: Any = ()):
+        text, order = translate(sql)
+        factory = self.row_factory or psycopg_tuple_row()
+        try:
+            self._cursor = self.conn.raw.cursor(row_factory=factory)
+            self._cursor.execute(text, _reorder(params, order) or ())
+        except Exception as exc:
+            import psycopg
+
+            if isinstance(exc, psycopg.Error):
+                raise _as_sqlite_error(exc, self.conn.db_path) from None
+            raise
+        return self
+
+    def fetchone(self):
+        return self._cursor.fetchone()
+
+    def fetchmany(self, size: int = 1):
+        return self._cursor.fetchmany(size)
+
+    def fetchall(self):
+        return self._cursor.fetchall()
+
+    def __iter__(self):
+        return iter(self._cursor)
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def description(self):
+        return self._cursor.description
+
+    def close(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+
+
+def psycopg_tuple_row():
+    from psycopg.rows import tuple_row
+
+    return tuple_row
 
 
 def connect(location: PgLocation) -> PgConnection:
@@ -424,6 +498,8 @@ def migrate(conn: PgConnection, location: PgLocation) -> list[str]:
                 "CREATE COLLATION IF NOT EXISTS nocase"
                 " (provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
             )
+            for statement in _FUNCTIONS:
+                conn.raw.execute(statement)
             conn.raw.execute(
                 f"CREATE TABLE {IDENTITY_TABLE} ("
                 " application_id BIGINT NOT NULL, schema_version INTEGER NOT NULL,"
@@ -446,6 +522,17 @@ def migrate(conn: PgConnection, location: PgLocation) -> list[str]:
         raise
     conn.raw.execute("COMMIT")
     return applied
+
+
+# SQLite's JSON functions the db modules use in listings, in the store's schema.
+_FUNCTIONS = (
+    "CREATE FUNCTION json_quote(value anyelement) RETURNS text LANGUAGE sql IMMUTABLE AS"
+    " $$ SELECT coalesce(to_json(value)::text, 'null') $$",
+    "CREATE FUNCTION json_quote(value text) RETURNS text LANGUAGE sql IMMUTABLE AS"
+    " $$ SELECT coalesce(to_json(value)::text, 'null') $$",
+    "CREATE FUNCTION json_valid(value text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS"
+    " $$ BEGIN PERFORM value::json; RETURN true; EXCEPTION WHEN others THEN RETURN false; END $$",
+)
 
 
 def open_pg_store(location: PgLocation, *, create: bool):
@@ -494,6 +581,8 @@ def drop_store(store) -> None:
             conn.raw.execute(f"DROP TABLE IF EXISTS {table.name}")
         conn.raw.execute(f"DROP TABLE IF EXISTS {IDENTITY_TABLE}")
         conn.raw.execute("DROP COLLATION IF EXISTS nocase")
+        conn.raw.execute("DROP FUNCTION IF EXISTS json_quote(anyelement), json_quote(text)")
+        conn.raw.execute("DROP FUNCTION IF EXISTS json_valid(text)")
         conn.raw.execute("COMMIT")
         left = conn.execute(
             "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
@@ -504,6 +593,21 @@ def drop_store(store) -> None:
             conn.raw.execute(f'DROP SCHEMA IF EXISTS "{schema}"')
     finally:
         conn.close()
+
+
+def open_snapshot(store) -> PgConnection:
+    """A second connection holding a REPEATABLE READ, READ ONLY transaction whose snapshot is
+    taken now (eset2fa.db.connection.open_snapshot). PostgreSQL takes the snapshot at the first
+    statement: opened while `store` holds the write lock and has written nothing yet, it sees
+    what that transaction saw (nobody else can commit meanwhile)."""
+    conn = connect(store.path)
+    try:
+        conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        conn.execute("SELECT 1 FROM users LIMIT 1").fetchall()  # the snapshot starts here
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def holds_store(location: PgLocation) -> bool:
