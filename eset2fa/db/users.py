@@ -388,10 +388,13 @@ def ask_names(conn: sqlite3.Connection, names: Iterable[str]) -> None:
     )
     # users.name is COLLATE NOCASE and on the left: names match case-insensitively, through its
     # index. Rows are inserted in ORDER BY order, so `seq` is the order asked.
+    # SQLite gives the bare `name` from the row of min(seq); PostgreSQL wants it aggregated.
+    first_name = "name" if dialect(conn) == "sqlite" else "(array_agg(name ORDER BY seq))[1]"
     conn.execute(
         "INSERT INTO temp.asked_found (id, name, group_name, state, method, phone)"
         " SELECT u.id, u.name, u.group_name, u.state, u.method, u.phone FROM"
-        " (SELECT name, min(seq) AS first FROM temp.asked GROUP BY name COLLATE NOCASE) AS t"
+        f" (SELECT {first_name} AS name, min(seq) AS first FROM temp.asked"
+        " GROUP BY name COLLATE NOCASE) AS t"
         " JOIN users AS u ON u.name = t.name ORDER BY t.first"
     )
     conn.execute("CREATE TEMP TABLE asked_missing (seq INTEGER PRIMARY KEY, name TEXT)")
