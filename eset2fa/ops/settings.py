@@ -97,6 +97,24 @@ SETTINGS: dict[str, Setting] = {
     "push.rate_window_seconds": Setting(
         "int", 600, "The window push.rate_limit counts over, in seconds", minimum=1
     ),
+    "push.report_reject": Setting(
+        "bool",
+        False,
+        "Reject on the push answer page records 'reported by the user' in the audit log "
+        "(default: Reject only closes the request, as the source says)",
+    ),
+    # the authentication server (eset2fa serve): enrollment links and push answer pages
+    "server.public_url": Setting(
+        "str",
+        None,
+        "URL phones reach the server at (enrollment links and push answers), e.g. "
+        "https://2fa.example.org; unset: the enrollment SMS carries the secret",
+        pattern=r"https?://[^\s/?#@]+(/[^\s?#]*)?",
+        example="https://2fa.example.org (an absolute http(s) URL, no query or fragment)",
+    ),
+    "server.enroll_link_ttl_seconds": Setting(
+        "int", 900, "Seconds a one-time enrollment link sent by SMS stays valid", minimum=1
+    ),
     # HTTP, shared by every network transport (never through a proxy, SPEC S11)
     "http.connect_timeout": Setting("float", 5.0, "Seconds to wait for a connection", minimum=0.1),
     "http.read_timeout": Setting("float", 15.0, "Seconds to wait for an answer", minimum=0.1),
@@ -258,6 +276,12 @@ def get(conn: sqlite3.Connection, key: str) -> Any:
     """A setting's value (typed), or its default."""
     setting = setting_for(key)
     return _typed(setting, setting_rows.value(conn, key))
+
+
+def public_url(conn: sqlite3.Connection) -> str | None:
+    """`server.public_url` without a trailing slash, or None: where phones reach `eset2fa serve`."""
+    value = get(conn, "server.public_url")
+    return value.rstrip("/") if value else None
 
 
 def get_prefixed(conn: sqlite3.Connection, prefix: str) -> dict[str, str]:
