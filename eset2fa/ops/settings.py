@@ -194,6 +194,17 @@ SETTINGS: dict[str, Setting] = {
         "str", None, "Token that reads the reply topic (default: ntfy.publish_token)", secret=True
     ),
     "ntfy.poll_interval": Setting("float", 2.0, "Seconds between reply polls", minimum=0.05),
+    # the server (eset2fa serve)
+    "server.public_url": Setting(
+        "str",
+        None,
+        "The server's address as phones reach it (links in SMS and pushes), e.g. "
+        "https://2fa.example.org",
+        # Absolute http(s), a host, an optional port and path; no query, fragment, user or space.
+        pattern=r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
+        r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?",
+        example="https://2fa.example.org (absolute http(s) URL, no query or fragment)",
+    ),
 }
 
 # Families of keys with a free suffix, e.g. `sms.params.To`.
