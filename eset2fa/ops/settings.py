@@ -103,15 +103,7 @@ SETTINGS: dict[str, Setting] = {
         "Reject on the push answer page records 'reported by the user' in the audit log "
         "(default: Reject only closes the request, as the source says)",
     ),
-    # the authentication server (eset2fa serve): enrollment links and push answer pages
-    "server.public_url": Setting(
-        "str",
-        None,
-        "URL phones reach the server at (enrollment links and push answers), e.g. "
-        "https://2fa.example.org; unset: the enrollment SMS carries the secret",
-        pattern=r"https?://[^\s/?#@]+(/[^\s?#]*)?",
-        example="https://2fa.example.org (an absolute http(s) URL, no query or fragment)",
-    ),
+    # enrollment links (the server.public_url setting is declared with the server's, below)
     "server.enroll_link_ttl_seconds": Setting(
         "int", 900, "Seconds a one-time enrollment link sent by SMS stays valid", minimum=1
     ),

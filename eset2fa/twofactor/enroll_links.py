@@ -156,20 +156,24 @@ def _valid_link(store: Store, conn: sqlite3.Connection, token: str):
     return link, user
 
 
-def open_link(store: Store, token: str) -> dict | None:
+def open_link(store: Store, token: str, *, audit: bool = True) -> dict | None:
     """What the enrollment page shows: {"name", "uri", "issuer", "expires_at"}; None: invalid.
 
-    Audited (`enroll.link` opened / invalid), never with the token.
+    Audited (`enroll.link` opened / invalid), never with the token; `audit=False` for the page
+    shown again after a wrong code (the code's attempt is audited by `verify_otp`).
     """
     from eset2fa.twofactor import totp
 
     found = _valid_link(store, store.conn, token)
-    with store.write() as conn:
-        if found is None:
-            audit_chain.record(conn, "enroll-link", "enroll.link", None, "invalid")
-            return None
-        link, user = found
-        audit_chain.record(conn, "enroll-link", "enroll.link", user["name"], "opened")
+    if audit:
+        with store.write() as conn:
+            if found is None:
+                audit_chain.record(conn, "enroll-link", "enroll.link", None, "invalid")
+            else:
+                audit_chain.record(conn, "enroll-link", "enroll.link", found[1]["name"], "opened")
+    if found is None:
+        return None
+    link, user = found
     secret = keys.for_store(store).open(user["secret"], totp.secret_context(user["id"]))
     issuer = settings.get(store.conn, "totp.issuer")
     uri = totp.provisioning_uri(
@@ -178,11 +182,12 @@ def open_link(store: Store, token: str) -> dict | None:
     return {"name": user["name"], "uri": uri, "issuer": issuer, "expires_at": link["expires_at"]}
 
 
-def submit_code(store: Store, token: str, code: str) -> str:
-    """The first code typed on the page: ACTIVATED, WRONG_CODE or INVALID (the link is not).
+def submit_code(store: Store, token: str, code: str) -> tuple[str, str | None]:
+    """The first code typed on the page: (ACTIVATED, WRONG_CODE or INVALID, the user's name).
 
     The code goes through `verify_otp`, as `auth verify` does: a wrong one counts toward the
-    lockout, a replay is refused, the attempt is audited. Activation uses the link up.
+    lockout, a replay is refused, the attempt is audited. Activation uses the link up. INVALID:
+    the link is not (any more) valid, or the user is locked; the name is then None.
     """
     from eset2fa.twofactor import totp
 
@@ -190,17 +195,17 @@ def submit_code(store: Store, token: str, code: str) -> str:
     if found is None:
         with store.write() as conn:
             audit_chain.record(conn, "enroll-link", "enroll.link", None, "invalid")
-        return INVALID
+        return INVALID, None
     link, user = found
     try:
         result = totp.verify_otp(
             store, user["name"], (code or "").strip(), actor="enroll-link", action="auth.verify"
         )
     except Eset2faError:  # locked, no longer enabled, deleted meanwhile: the link is not valid
-        return INVALID
+        return INVALID, None
     if result.accepted and result.state == "active":
         with store.write() as conn:
             link_rows.delete(conn, user["id"], link["selector"])
             audit_chain.record(conn, "enroll-link", "enroll.link", user["name"], "used")
-        return ACTIVATED
-    return WRONG_CODE
+        return ACTIVATED, user["name"]
+    return WRONG_CODE, user["name"]
