@@ -87,6 +87,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "auth": ("eset2fa.commands.auth", "app", ()),
     "qr": ("eset2fa.commands.qr", "qr", ()),
     "serve": ("eset2fa.commands.serve", "serve", ()),
+    "apikey": ("eset2fa.commands.apikey", "app", ()),
 }
 
 

@@ -219,6 +219,27 @@ def m0009_totp_parameters(conn: sqlite3.Connection) -> None:
     )
 
 
+def m_api_keys(conn: sqlite3.Connection) -> None:
+    # Keys of the applications that call the server's verification API (`eset2fa apikey`). The
+    # key is `e2fa_<key_id>_<secret>`: `key_id` is public and finds the row, the secret (256
+    # random bits) is kept only as its SHA-256. A revoked key's row is deleted (the audit log
+    # keeps its history), so its name can be given to a new key.
+    _run(
+        conn,
+        """
+        CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            key_id TEXT NOT NULL UNIQUE,
+            secret_hash TEXT NOT NULL,  -- hex SHA-256 of the secret part, never the key
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            last_used_at TEXT           -- at most a minute late: written once a minute per key
+        )
+        """,
+    )
+
+
 def m_enroll_links_and_push_numbers(conn: sqlite3.Connection) -> None:
     # One-time enrollment links (`<public-url>/e/<token>`) sent by SMS instead of the secret: one
     # per user, a new link replaces the previous one; the token is `selector` + a verifier that is
@@ -255,7 +276,8 @@ MIGRATIONS: list[Migration] = [
     ("0007_password_failures", m0007_password_failures),
     ("0008_keyed_hashes", m0008_keyed_hashes),
     ("0009_totp_parameters", m0009_totp_parameters),
-    ("0010_enroll_links_and_push_numbers", m_enroll_links_and_push_numbers),
+    ("0010_api_keys", m_api_keys),
+    ("0011_enroll_links_and_push_numbers", m_enroll_links_and_push_numbers),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -197,6 +197,25 @@ SETTINGS: dict[str, Setting] = {
         r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?",
         example="https://2fa.example.org (absolute http(s) URL, no query or fragment)",
     ),
+    # Counted in each server process's memory: N processes let through up to N times as much.
+    # Per key: an application's whole traffic (a login burst at 9:00), so generous. Per user: a
+    # person logs in a few times a minute at most; more is a script guessing (the lockout stops
+    # it at lockout.max_failures anyway, this slows the guessing and the audit noise).
+    "server.key_rate_limit": Setting(
+        "int",
+        6000,
+        "API requests one API key may make per server.rate_window_seconds (per server process)",
+        minimum=1,
+    ),
+    "server.user_rate_limit": Setting(
+        "int",
+        30,
+        "API verifications and pushes for one user per server.rate_window_seconds (per process)",
+        minimum=1,
+    ),
+    "server.rate_window_seconds": Setting(
+        "int", 60, "The window the server's rate limits count over, in seconds", minimum=1
+    ),
 }
 
 # Families of keys with a free suffix, e.g. `sms.params.To`.

@@ -231,6 +231,16 @@ def create_request(
     return request
 
 
+def for_transport(request: dict) -> dict:
+    """What a push transport gets: everything but the number (told only at the login screen)."""
+    return {key: value for key, value in request.items() if key != "number"}
+
+
+def without_secrets(request: dict) -> dict:
+    """A new request as its requester may see it: no token, and no link (it holds the token)."""
+    return {k: v for k, v in request.items() if k not in ("token", "link", "expires_unix")}
+
+
 def _token_problem(
     store: Store, conn: sqlite3.Connection, token: str, request_id: str | None
 ) -> tuple[str | None, str | None, sqlite3.Row | None]:
@@ -414,8 +424,7 @@ def send_and_wait(
         on_created({k: v for k, v in request.items() if k not in ("token", "link")})
     try:
         try:
-            # The number is what the phone must be told at the login screen, not by the push.
-            delivery = transport.send_push({k: v for k, v in request.items() if k != "number"})
+            delivery = transport.send_push(for_transport(request))
         except DeliveryFailed as error:
             _expire(store, request_id, "delivery failed")
             with store.write() as conn:
