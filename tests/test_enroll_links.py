@@ -263,3 +263,17 @@ def test_forged_posts_are_refused_and_change_nothing(cli, alice, store, sql):
             server.url + alice["path"], data=form, headers={"Origin": server.url}, timeout=10
         )
     assert ok.status_code == 200 and "is active" in ok.text
+
+
+def test_recovery_drops_the_link_and_the_phone(cli, alice, store, sql):
+    """A link sent before a lost-phone recovery must not show the new secret; the new number is
+    asked at the next login, which sends the new link (the first-login path above)."""
+    result = cli("user", "recover", "alice", "--lost-phone", "--yes", "--json", "--no-qr")
+    assert result.exit_code == 0, result.stderr
+    assert sql("SELECT count(*) FROM enroll_links")[0][0] == 0
+    assert sql("SELECT phone FROM users WHERE name = 'alice'")[0][0] is None
+    assert len(sms_bodies(cli)) == 1  # nothing sent to the lost phone
+    with running_server(store) as server, http() as client:
+        old = client.get(server.url + alice["path"], timeout=10)
+    assert old.status_code == 404
+    assert secret_of(result.json()["uri"]) not in old.text
