@@ -289,3 +289,34 @@ def test_ntfy_push_opens_the_answer_page_instead_of_a_one_tap_approve(cli, store
     )
     assert reject["label"] == "Reject" and "url" not in reject
     assert "number" not in json.dumps(message).lower() and str(number) not in message["title"]
+
+
+def test_auth_login_of_a_push_user_shows_id_and_number(cli, bob, store, sql):
+    assert cli("user", "add", "dave", "--password-stdin", input="dave-password-1\n").exit_code == 0
+    assert cli("user", "enable", "dave", "--method", "push", "--no-qr").exit_code == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eset2fa", "--db", str(store), "auth", "login", "dave"]
+        + ["--password-stdin", "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _STARTED.append(proc)
+    proc.stdin.write("dave-password-1\n")
+    proc.stdin.close()
+    proc.stdin = None  # communicate() must not flush it again
+    push = pushed(cli, sql)
+    with running_server(store) as server, http() as client:
+        answer = client.post(
+            server.url + push["path"],
+            data={"t": push["token"], "pick": str(push["number"])},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        out, err = finish(proc)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    shown = (doc["request_id"], doc["number"], doc["state"])
+    assert shown == (push["id"], push["number"], "active")
+    assert f"{push['id']}, number {push['number']}" in err.replace("\n", " ")

@@ -146,7 +146,13 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
         result = push_login(
             store, Actor(label=row["name"], user_id=row["id"]), row["name"], on_created=announce
         )
-        return {"name": row["name"], "state": result["state"], "second_factor": "push"}
+        return {
+            "name": row["name"],
+            "state": result["state"],
+            "second_factor": "push",
+            "request_id": result["id"],
+            "number": result["number"],
+        }
     if token_reset.has_pending_reset(store, row["id"]):
         row = _confirm_token_reset(store, row, callbacks)
     warning = None
