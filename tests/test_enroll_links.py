@@ -277,3 +277,23 @@ def test_recovery_drops_the_link_and_the_phone(cli, alice, store, sql):
         old = client.get(server.url + alice["path"], timeout=10)
     assert old.status_code == 404
     assert secret_of(result.json()["uri"]) not in old.text
+
+
+def test_an_sms_that_cannot_be_sent_leaves_no_valid_link(cli, store, public, sql):
+    from server_helpers import free_port
+
+    for key, value in (
+        ("sms.transport", "http"),
+        ("sms.url", f"http://127.0.0.1:{free_port()}/send"),  # nothing listens there
+        ("sms.params.to", "{phone}"),
+        ("sms.params.text", "{text}"),
+        ("http.retries", "0"),
+    ):
+        assert cli("config", "set", key, value).exit_code == 0
+    assert cli("user", "add", "alice").exit_code == 0
+    result = cli("user", "enable", "alice", "--phone", "+421900123456", "--no-qr", "--json")
+    assert result.exit_code == 0, result.stderr  # 2FA is enabled; the SMS is reported as failed
+    sent = result.json()["sms"]
+    assert sent["sent_to"] == "+421900123456" and "error" in sent and "carries" not in sent
+    assert "could not be sent" in result.stderr
+    assert sql("SELECT count(*) FROM enroll_links")[0][0] == 0
