@@ -14,8 +14,11 @@ rate limit (Retry-After); 502 the push could not be sent; 503 the store is unava
 
 Order of the checks: the key first (a request without a valid key learns nothing else, and takes
 the same time whoever it names: no user is looked up before the key is checked), then the key's
-rate, the body, the user's rate, and only then the core. The key and the rates are checked on the
-event loop (one indexed read, no write); the core runs in a worker thread, with that thread's store.
+rate, the body, the user's rate, and only then the core. On the event loop only what needs no
+store: a key is presented at all (else 401) and the body is read (at most 16 kB, else 413).
+Everything else runs in the process's store thread (`ServerContext.run`), on its one connection:
+one hop per request, and that connection's page cache stays valid because no other connection
+of the process writes (a read on a second connection re-reads every page another one changed).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import json
 import sqlite3
 import time
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -94,15 +96,17 @@ def _limits(context: ServerContext) -> _Limits:
     return limits
 
 
-def _authenticate(request: Request, context: ServerContext) -> api_keys.ApiKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" or not presented:
+def _bearer(request: Request) -> str:
+    """The presented key (checked later, in the store thread); 401 when there is none."""
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
         raise _UNAUTHORIZED
-    try:
-        key = api_keys.authenticate(context.store(), presented.strip())
-    except (Eset2faError, sqlite3.Error):  # a store gone or damaged while serving
-        raise ApiError(503, "unavailable", "The store is unavailable; retry later.") from None
+    return presented.strip()
+
+
+def _authenticate(context: ServerContext, store, presented: str) -> api_keys.ApiKey:
+    """In the store thread: the key (401 if not valid) within its rate (429)."""
+    key = api_keys.authenticate(store, presented)
     if key is None:
         raise _UNAUTHORIZED
     wait = _limits(context).keys.take(
@@ -117,6 +121,7 @@ def _authenticate(request: Request, context: ServerContext) -> api_keys.ApiKey:
             "Too many requests with this API key; retry later.",
             {"Retry-After": retry_after(wait)},
         )
+    _note_use(context, key, store)
     return key
 
 
@@ -135,22 +140,30 @@ def _limit_user(context: ServerContext, name: str) -> None:
         )
 
 
-async def _json_body(request: Request) -> dict:
-    """The request's JSON object; at most MAX_BODY_BYTES are ever read."""
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+_TOO_LARGE = ApiError(413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+
+
+async def _raw_body(request: Request) -> bytes:
+    """The body's bytes; refused (413) from its Content-Length before anything is read, and a
+    chunked body (no Content-Length) is counted as it arrives: at most 16 kB are ever read."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise ApiError(400, "bad_request", "Invalid Content-Length.")
         if int(declared) > MAX_BODY_BYTES:
-            raise ApiError(413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+            raise _TOO_LARGE
+        return await request.body()
     body = bytearray()
-    async for chunk in request.stream():  # chunked bodies have no Content-Length: count
+    async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, "too_large", f"The body is over {MAX_BODY_BYTES} bytes.")
+            raise _TOO_LARGE
+    return bytes(body)
+
+
+def _json_object(content_type: str, body: bytes) -> dict:
+    if content_type.partition(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
     try:
         data = json.loads(body)
     except ValueError:  # also UnicodeDecodeError: not UTF-8
@@ -168,7 +181,7 @@ def _user_field(data: dict) -> str:
 
 
 def _note_use(context: ServerContext, key: api_keys.ApiKey, store) -> None:
-    """In the worker thread: write the key's last use if it was not written in the last minute."""
+    """Write the key's last use if it was not written in the last minute."""
     noted = _limits(context).noted
     moment = time.monotonic()
     if moment - noted.get(key.id, -NOTE_USE_EVERY_SECONDS) >= NOTE_USE_EVERY_SECONDS:
@@ -176,106 +189,113 @@ def _note_use(context: ServerContext, key: api_keys.ApiKey, store) -> None:
         api_keys.note_use(store, key)
 
 
-def _storage_unavailable() -> JSONResponse:
-    # The message of a storage error can name the file and the key's location: not for clients.
-    return _error_response(ApiError(503, "unavailable", "The store is unavailable; retry later."))
+def _refusal(error: Eset2faError, name: str, *, verify: bool) -> JSONResponse:
+    """Locked, unknown user, not enabled: the reason `auth verify` gives, with its status."""
+    for kind, status, reason in _REFUSALS:
+        if isinstance(error, kind):
+            if verify:
+                body = {"name": name, "accepted": False, "reason": reason, "message": error.message}
+            else:
+                body = {"error": {"code": reason, "message": error.message}}
+            return JSONResponse(body, status_code=status)
+    raise error
+
+
+async def _answer(request: Request, work) -> JSONResponse:
+    """The frame of every API route: the key must be presented and the body read (on the event
+    loop), then `work(store, key, body)` runs in the store thread after the key is checked there.
+    ApiError becomes its JSON answer; a store that fails (gone, damaged, key missing) is 503,
+    without its message, which can name files."""
+    context = context_of(request)
+    try:
+        presented = _bearer(request)
+        body = await _raw_body(request) if request.method == "POST" else b""
+    except ApiError as error:
+        return _error_response(error)
+
+    def in_store_thread() -> JSONResponse:
+        try:
+            store = context.store()
+            key = _authenticate(context, store, presented)
+            return work(store, key, body)
+        except ApiError as error:
+            return _error_response(error)
+        except (StorageError, sqlite3.Error):
+            return _error_response(
+                ApiError(503, "unavailable", "The store is unavailable; retry later.")
+            )
+
+    return await context.run(in_store_thread)
 
 
 async def verify(request: Request) -> JSONResponse:
     """POST /v1/verify {"user", "code"}: the answer of `auth verify USER CODE --json`."""
     context = context_of(request)
-    try:
-        key = _authenticate(request, context)
-        data = await _json_body(request)
+    content_type = request.headers.get("content-type", "")
+
+    def work(store, key, body) -> JSONResponse:
+        from eset2fa.twofactor.totp import verify_otp
+
+        data = _json_object(content_type, body)
         name = _user_field(data)
         code = data.get("code")
         if not isinstance(code, str):
             raise ApiError(400, "bad_request", '"code" must be a string of digits.')
         _limit_user(context, name)
-    except ApiError as error:
-        return _error_response(error)
+        try:
+            result = verify_otp(store, name, code, actor=key.actor.label)
+        except StorageError:
+            raise
+        except Eset2faError as error:
+            return _refusal(error, name, verify=True)
+        return JSONResponse(result.to_dict(), status_code=200 if result.accepted else 403)
 
-    def check():
-        from eset2fa.twofactor.totp import verify_otp
-
-        store = context.store()
-        _note_use(context, key, store)
-        return verify_otp(store, name, code, actor=key.actor.label)
-
-    try:
-        result = await run_in_threadpool(check)
-    except StorageError:
-        return _storage_unavailable()
-    except Eset2faError as error:
-        for kind, status, reason in _REFUSALS:
-            if isinstance(error, kind):
-                body = {"name": name, "accepted": False, "reason": reason}
-                return JSONResponse({**body, "message": error.message}, status_code=status)
-        raise
-    return JSONResponse(result.to_dict(), status_code=200 if result.accepted else 403)
+    return await _answer(request, work)
 
 
 async def start_push(request: Request) -> JSONResponse:
     """POST /v1/push {"user"}: send a push request; 202 and its ID, to poll with GET."""
     context = context_of(request)
-    try:
-        key = _authenticate(request, context)
-        name = _user_field(await _json_body(request))
-        _limit_user(context, name)
-    except ApiError as error:
-        return _error_response(error)
+    content_type = request.headers.get("content-type", "")
 
-    def send():
+    def work(store, key, body) -> JSONResponse:
         from eset2fa.twofactor import push_start
 
-        store = context.store()
-        _note_use(context, key, store)
-        return push_start.start(store, key.actor, name)
+        name = _user_field(_json_object(content_type, body))
+        _limit_user(context, name)
+        try:
+            pushed = push_start.start(store, key.actor, name)
+        except PushRateLimited as error:
+            window = context.setting("push.rate_window_seconds")
+            raise ApiError(
+                429, "push_rate_limited", error.message, {"Retry-After": retry_after(window)}
+            ) from None
+        except DeliveryFailed:
+            raise ApiError(502, "delivery_failed", "The push could not be sent.") from None
+        except StorageError:
+            raise
+        except Eset2faError as error:
+            return _refusal(error, name, verify=False)
+        return JSONResponse(
+            pushed, status_code=202, headers={"Location": f"/v1/push/{pushed['id']}"}
+        )
 
-    try:
-        pushed = await run_in_threadpool(send)
-    except StorageError:
-        return _storage_unavailable()
-    except PushRateLimited as error:
-        window = context.setting("push.rate_window_seconds")
-        body = {"error": {"code": "push_rate_limited", "message": error.message}}
-        return JSONResponse(body, status_code=429, headers={"Retry-After": retry_after(window)})
-    except DeliveryFailed:
-        body = {"error": {"code": "delivery_failed", "message": "The push could not be sent."}}
-        return JSONResponse(body, status_code=502)
-    except Eset2faError as error:
-        for kind, status, reason in _REFUSALS:
-            if isinstance(error, kind):
-                body = {"error": {"code": reason, "message": error.message}}
-                return JSONResponse(body, status_code=status)
-        raise
-    return JSONResponse(pushed, status_code=202, headers={"Location": f"/v1/push/{pushed['id']}"})
+    return await _answer(request, work)
 
 
 async def push_state(request: Request) -> JSONResponse:
     """GET /v1/push/<id>: the request's state (pending, approved, rejected, expired)."""
-    context = context_of(request)
-    try:
-        key = _authenticate(request, context)
-    except ApiError as error:
-        return _error_response(error)
     request_id = request.path_params["request_id"]
 
-    def read():
+    def work(store, key, body) -> JSONResponse:
         from eset2fa.twofactor import push_start
 
-        store = context.store()
-        _note_use(context, key, store)
-        return push_start.state(store, key.actor, request_id)
+        try:
+            return JSONResponse(push_start.state(store, key.actor, request_id))
+        except NotFound:
+            raise ApiError(404, "not_found", "No such push request for this key.") from None
 
-    try:
-        found = await run_in_threadpool(read)
-    except StorageError:
-        return _storage_unavailable()
-    except NotFound:
-        body = {"error": {"code": "not_found", "message": "No such push request for this key."}}
-        return JSONResponse(body, status_code=404)
-    return JSONResponse(found)
+    return await _answer(request, work)
 
 
 routes = [

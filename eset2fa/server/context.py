@@ -1,14 +1,19 @@
 """What every request of the server reaches: the store, settings, templates, rate limiters.
 
-The store: one connection per worker thread. Starlette runs each synchronous route in a worker
-thread of anyio's pool (40 threads at most, reused), and an SQLite connection belongs to the thread
-that uses it: opening one per request would cost a file open, the schema check and the key lookup
-every time (~1 ms), sharing one between threads would serialise them on a lock and mix their
-transactions. So each worker thread opens the store once, on its first request, keeps it in a
-`threading.local`, and every connection is closed when the server stops. The routes are plain
-`def`, never `async def`: a route that waits for SQLite's write lock (`busy_timeout`, up to 30 s
-when another process holds it) blocks its worker thread, not the event loop, so `/healthz` and the
-other requests keep being answered.
+The store: one connection per thread, opened on the thread's first use and kept in a
+`threading.local` (an SQLite connection belongs to the thread that uses it; opening one per request
+would cost a file open, the schema check and the key lookup every time, ~1 ms). Every connection
+is closed when the server stops. Two kinds of thread use the store:
+
+- the store thread (`run`): ONE thread per process that does the API's store work, a request at a
+  time, on one connection. The requests of one process then never wait on each other's write
+  lock (SQLite's busy handler sleeps 1, 2, 5, 10 ms... between retries, which at a thousand
+  verifications a second costs more than the verifications), and that connection's page cache
+  stays valid, since no other connection of the process writes. The event loop keeps reading
+  and parsing the next requests meanwhile, and answers /healthz.
+- the worker threads of Starlette's pool, which run plain `def` routes (the phone pages,
+  /healthz): a page that waits for the write lock (`busy_timeout`, up to 30 s when another
+  process holds it) blocks its worker thread, not the event loop.
 
 Settings are read from the store at most every `SETTINGS_TTL_SECONDS` per process, so a
 `config set` reaches a running server within that time without a read on every request.
@@ -49,6 +54,7 @@ class ServerContext:
         self._stores: list[Store] = []
         self._settings: dict[str, tuple[float, Any]] = {}
         self._templates = None
+        self._executor = None
         self.started = time.time()
 
     # -- the store ----------------------------------------------------------------------------
@@ -73,6 +79,9 @@ class ServerContext:
 
     def close(self) -> None:
         """Close every thread's store (at shutdown, when no request runs any more)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)  # no request runs any more: returns at once
+            self._executor = None
         with self._lock:
             stores, self._stores = self._stores, []
         for store in stores:
@@ -80,6 +89,16 @@ class ServerContext:
                 store.close()
             except Exception:  # noqa: S110 - closing at exit: nothing left to do about it
                 pass
+
+    async def run(self, work):
+        """Run `work()` (store work: a verification, a push) in this process's store thread."""
+        import asyncio
+
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="eset2fa-store")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     # -- settings -----------------------------------------------------------------------------
     def setting(self, key: str) -> Any:

@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,6 +154,13 @@ def serve(
     url = f"http://{shown_host}:{bound_port}"
     config = uvicorn.Config(
         app,
+        # Chosen by measurement (bench/api_verify.py, README "Performance"): httptools and uvloop
+        # take a third off the server's CPU per request compared with h11 and asyncio. One
+        # process: its store thread is the only writer, so requests never meet SQLite's busy
+        # handler; more processes would only add that contention on a 2-core machine where the
+        # clients also run (scale out with several `eset2fa serve` behind the proxy instead).
+        http="httptools",
+        loop="uvloop" if sys.platform != "win32" else "asyncio",
         log_config=None,  # uvicorn's warnings reach stderr through logging's last resort
         log_level="warning",
         access_log=False,  # our own line per request (request_log.py), tokens redacted
