@@ -109,7 +109,8 @@ def approve(
 
     Without --token this is an administrator's decision (Write permission over the user is
     needed). With --token the token itself is the authority: it must be valid, unused and
-    unexpired (exit 8 otherwise).
+    unexpired (exit 8 otherwise); a request whose push linked to the answer page
+    (`server.public_url` set) is approved only by picking its number there, not by the token.
 
     Example:
         eset2fa push approve K7Q-4M2
