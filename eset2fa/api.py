@@ -114,11 +114,17 @@ def open_store(
     random one that is shown to nobody (set one with `eset2fa user reset-password Administrator`).
     Calls `eset2fa.db.open_store` and `accounts.console_users.ensure_administrator`.
     """
+    from os import fspath
     from pathlib import Path
 
     from eset2fa.db import open_store as open_db
+    from eset2fa.db.location import PgLocation, is_postgres
 
-    store = open_db(Path(path), create=create)
+    # A path, or a PostgreSQL URL (postgresql://...) as --db takes it.
+    if not isinstance(path, PgLocation):
+        text = fspath(path)
+        path = PgLocation(text) if isinstance(text, str) and is_postgres(text) else Path(path)
+    store = open_db(path, create=create)
     if store.created:
         from eset2fa.accounts.console_users import ensure_administrator
 

@@ -143,6 +143,7 @@ def render_bulk(
     summary: str,
     empty: str,
     listed: tuple[str, ...] = (),
+    extra: dict | None = None,
 ) -> None:
     """The result of a bulk command: one JSON document, or the rows that did not go through (at
     most SHOWN_PROBLEMS) and one line of counts, `enabled: 2, already enabled: 1, not found: 1`
@@ -151,7 +152,8 @@ def render_bulk(
 
     `results`: a list of dicts, or the core's Outcomes (1,000,000 results read back from a
     temporary file, streamed into the document). `listed`: results that are not failures but
-    are shown with the problems (an import's skipped HOTP entries)."""
+    are shown with the problems (an import's skipped HOTP entries). `extra`: more keys of the
+    JSON document (the enrollment SMS sent)."""
     from eset2fa.output import Stream
     from eset2fa.twofactor.outcomes import Outcomes
 
@@ -177,6 +179,6 @@ def render_bulk(
         inv.output.message(counted or f"{summary}: {empty}")
 
     streamed = Stream(results.texts(), encoded=True) if isinstance(results, Outcomes) else results
-    inv.output.result({"counts": counts, "results": streamed}, human)
+    inv.output.result({"counts": counts, "results": streamed, **(extra or {})}, human)
     if any(result not in ok for result in counts):
         raise typer.Exit(1)
