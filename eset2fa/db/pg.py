@@ -31,6 +31,7 @@ is eset2fa's (application id) and its schema version; `schema_migrations` the na
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import sqlite3
@@ -238,6 +239,19 @@ def _as_sqlite_error(exc: BaseException, location: PgLocation | None) -> sqlite3
     if isinstance(exc, psycopg.OperationalError):
         return sqlite3.OperationalError(f"PostgreSQL at {location}: {reason}")
     return sqlite3.DatabaseError(f"PostgreSQL: {reason}")
+
+
+@contextlib.contextmanager
+def errors_as_sqlite(conn):
+    """psycopg errors raised inside become the sqlite3 ones (for code using `conn.raw`)."""
+    try:
+        yield
+    except Exception as exc:
+        import psycopg
+
+        if isinstance(exc, psycopg.Error):
+            raise _as_sqlite_error(exc, conn.db_path) from None
+        raise
 
 
 # -- the connection -----------------------------------------------------------------------------

@@ -59,7 +59,9 @@ def rows(conn, table: Table) -> Iterator[tuple]:
     """Every row of `table` in primary-key order, streamed (call inside a read transaction)."""
     sql = f"SELECT {', '.join(table.columns)} FROM {table.name} ORDER BY {', '.join(table.key)}"
     if dialect(conn) == "postgresql":
-        with conn.raw.cursor(name=f"eset2fa_copy_{table.name}") as cursor:
+        from eset2fa.db.pg import errors_as_sqlite
+
+        with errors_as_sqlite(conn), conn.raw.cursor(name=f"eset2fa_copy_{table.name}") as cursor:
             cursor.itersize = _CHUNK
             cursor.execute(sql)
             yield from cursor
