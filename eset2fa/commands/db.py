@@ -288,8 +288,8 @@ def copy(
 
     Example:
         export ESET2FA_KEY_FILE=/srv/2fa/eset2fa.db.key
-        eset2fa --db /srv/2fa/eset2fa.db db copy --to postgresql://eset2fa@db1/eset2fa
-        eset2fa --db postgresql://eset2fa@db1/eset2fa db check
+        eset2fa --db /srv/2fa/eset2fa.db db copy --to postgresql://db1/eset2fa
+        eset2fa --db postgresql://db1/eset2fa db check
     """
     from eset2fa.accounts.permissions import require_admin
     from eset2fa.db.location import parse
