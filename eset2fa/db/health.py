@@ -7,7 +7,7 @@ import sqlite3
 import stat
 
 from eset2fa.db.connection import LATEST_VERSION, Store, applied_migrations
-from eset2fa.db.pg import dialect
+from eset2fa.db.dialect import dialect
 
 
 def check_store(store: Store) -> dict:

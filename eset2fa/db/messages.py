@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from eset2fa.db.pg import dialect
+from eset2fa.db.dialect import dialect
 
 
 def insert(

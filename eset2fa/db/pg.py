@@ -36,8 +36,8 @@ import itertools
 import re
 import sqlite3
 from functools import lru_cache
-from typing import Any
 
+from eset2fa.db.dialect import dialect  # noqa: F401 - where the db modules once found it
 from eset2fa.db.location import PgLocation
 from eset2fa.errors import StorageError
 
@@ -55,11 +55,6 @@ _SPECIAL = {
     "COMMIT": "COMMIT",
     "ROLLBACK": "ROLLBACK",
 }
-
-
-def dialect(conn: Any) -> str:
-    """ "sqlite" or "postgresql" for a store connection (a plain sqlite3 connection: sqlite)."""
-    return getattr(conn, "dialect", "sqlite")
 
 
 def lock_key(schema: str) -> int:
@@ -171,7 +166,7 @@ def _plain_insert(sql: str) -> tuple[str, list[str]] | None:
     return match[1], columns
 
 
-def _reorder(params: Any, order: tuple[int, ...] | None):
+def _reorder(params: object, order: tuple[int, ...] | None):
     if order is None or params is None:
         return params
     return tuple(params[k] for k in order)
@@ -291,7 +286,7 @@ class PgConnection:
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != self._idle
 
-    def execute(self, sql: str, params: Any = ()):
+    def execute(self, sql: str, params: object = ()):
         special = _SPECIAL.get(sql, False)
         try:
             if special is not False:
@@ -362,7 +357,7 @@ class _Cursor:
         self.row_factory = _row_factory
         self._cursor = None
 
-    def execute(self, sql: str, params: Any = ()):
+    def execute(self, sql: str, params: object = ()):
         text, order = translate(sql)
         factory = self.row_factory or psycopg_tuple_row()
         try:

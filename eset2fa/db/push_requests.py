@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from eset2fa.db.pg import dialect
+from eset2fa.db.dialect import dialect
 
 _SELECT = "SELECT p.*, u.name AS user FROM push_requests p JOIN users u ON u.id = p.user_id"
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import NamedTuple
 
+from eset2fa.db.dialect import dialect
 from eset2fa.db.migrations import MIGRATIONS
-from eset2fa.db.pg import dialect
 
 _CHUNK = 5000
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from eset2fa.db.audit_log import LAST_HASH_SQL
-from eset2fa.db.pg import dialect
+from eset2fa.db.dialect import dialect
 from eset2fa.errors import NotFound
 
 _IN_LIMIT = 900  # names per `IN (...)`: below SQLite's variable limit on old builds
