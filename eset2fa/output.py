@@ -24,9 +24,10 @@ from typing import Any
 
 # What rich renders as the text itself when it prints without styles: style tags of plain colour
 # and weight names only; no escapes, tabs (expanded), emoji codes (`:name:`) or line breaks.
+# Compiled at first use (`re` compiles in Python: every start-up would pay for it).
 _STYLE = r"(?:bold|dim|italic|underline|red|green|yellow|blue|magenta|cyan|white)"
-_STYLE_TAG = re.compile(rf"\[(?:/|/?{_STYLE}(?: {_STYLE})*)\]")
-_PLAIN_SAFE = re.compile(r"(?:(?!:\S*?:)[^\\\t\n\r])*")
+_STYLE_TAG = rf"\[(?:/|/?{_STYLE}(?: {_STYLE})*)\]"
+_PLAIN_SAFE = r"(?:(?!:\S*?:)[^\\\t\n\r])*"
 PLAIN_TABLE_ROWS = 1000  # longer tables are printed as plain columns (see Output.table)
 LONG_LIST = 50  # JSON lists longer than this are written one compact item per line
 # On a terminal, the narrowest a wrapped (not copyable) table column may become before the
@@ -240,8 +241,8 @@ class Output:
         if (
             not is_terminal(stream)
             and not os.environ.get("FORCE_COLOR")
-            and _PLAIN_SAFE.fullmatch(text)
-            and "[" not in (plain := _STYLE_TAG.sub("", text))
+            and re.fullmatch(_PLAIN_SAFE, text)
+            and "[" not in (plain := re.sub(_STYLE_TAG, "", text))
         ):
             stream.write(plain + "\n")
             stream.flush()
