@@ -27,6 +27,7 @@ reports the same per-line results and changes nothing.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import csv
 import os
@@ -127,11 +128,13 @@ _PADDING_BYTES = {0: 0, 1: 1, 3: 2, 4: 3, 6: 4}  # bytes left out of the last 5 
 
 
 def b32decode(text: str) -> bytes:
-    """`base64.b32decode(text + padding)` for unpadded upper-case base32, 6 x faster: the standard
-    one decodes 8 characters at a time in Python, which at 100,000 imported secrets cost a third
-    of a second. The same bytes and the same binascii.Error for the same input (a test checks
-    both on arbitrary strings)."""
+    """`base64.b32decode(text + padding)`, 6 x faster for upper-case base32 without "=": the
+    standard one decodes 8 characters at a time in Python, which at 100,000 imported secrets cost
+    a third of a second. The same bytes and the same binascii.Error for the same input (a test
+    checks both on arbitrary strings)."""
     padding = -len(text) % 8
+    if "=" in text:  # padding already there, or a stray "=": the standard decoder decides
+        return base64.b32decode(text + "=" * padding)
     if padding not in _PADDING_BYTES:
         raise binascii.Error("Incorrect padding")
     if not _BASE32.fullmatch(text):
