@@ -10,14 +10,15 @@ is closed when the server stops. Two kinds of thread use the store:
   The requests of one process never wait on each other's write lock (SQLite's busy handler
   sleeps 1, 2, 5, 10 ms... between retries, which at a thousand verifications a second costs
   more than the verifications), and that connection's page cache stays valid, since no other
-  connection of the process writes. Measured (bench/api_verify.py, 4 clients, three pairs of
-  runs at load 3-9): the server's CPU per verification is 0.52-0.80 ms here against 0.77-1.02
-  ms with the same work handed to one dedicated store thread, whose future, loop wake-up and
-  GIL hand-offs at every SQLite call cost more than they overlap (an fsync takes ~0.1 ms), and
-  1,036 against 547 verifications/s in the quietest pair. The price: while a verification waits
-  for the write lock that another process holds (a bulk `user enable --all`, up to
-  `busy_timeout`), this process answers nothing else either; those requests could not have been
-  answered anyway, /healthz and the pages only wait with them.
+  connection of the process writes. Measured (bench/api_verify.py, 4 clients, alternating runs
+  on a shared machine): the server's CPU per verification was 0.52, 0.63, 0.80 and 0.81 ms here
+  against 0.77, 0.79, 0.91 and 1.02 ms with the same work handed to one dedicated store thread
+  (one earlier run at load 10 showed the reverse, 1.27 against 1.03 ms), whose future, loop
+  wake-up and GIL hand-offs at every SQLite call cost more than they overlap (an fsync takes
+  ~0.1 ms); and 1,036 against 547 verifications/s in the quietest pair. The price: while a
+  verification waits for the write lock that another process holds (a bulk `user enable
+  --all`, up to `busy_timeout`), this process answers nothing else either; those requests
+  could not have been answered anyway, /healthz and the pages only wait with them.
 - the worker threads of Starlette's pool, which run plain `def` routes (the phone pages,
   /healthz): a page that waits for the write lock (`busy_timeout`, up to 30 s when another
   process holds it) blocks its worker thread, not the event loop.
