@@ -108,13 +108,40 @@ def client(url: str, key: str, ops: int, offset: int, start, results) -> None:
     results.put((began, time.perf_counter(), time.process_time() - cpu))
 
 
+def lean_client(url: str, key: str, ops: int, offset: int, start, results) -> None:
+    """The same requests through http.client (keep-alive, bodies built beforehand): a client
+    that costs little CPU, to show what the server does when the clients are not on its cores'
+    budget (`--lean-clients`). Not the target's figure, which is measured with requests."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    bodies = [
+        json.dumps({"user": f"user{(offset + i) % USERS}", "code": "000000"}).encode()
+        for i in range(ops)
+    ]
+    start.wait()
+    cpu = time.process_time()
+    began = time.perf_counter()
+    for body in bodies:
+        connection.request("POST", parts.path, body, headers)
+        answer = connection.getresponse()
+        answer.read()
+        if answer.status != 403:
+            raise SystemExit(f"unexpected answer {answer.status}")
+    results.put((began, time.perf_counter(), time.process_time() - cpu))
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def http_round(url: str, key: str, ops: int, clients: int) -> tuple[float, float]:
+def http_round(url: str, key: str, ops: int, clients: int, send=client) -> tuple[float, float]:
     """(wall time from the first client's start to the last one's end, the clients' CPU time)
     for `ops` verifications in all."""
     context = multiprocessing.get_context("fork")
@@ -158,6 +185,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--serve-args", default="", help="extra `eset2fa serve` arguments")
+    parser.add_argument(
+        "--lean-clients",
+        action="store_true",
+        help="also measure with http.client clients, which cost the machine less CPU",
+    )
     args = parser.parse_args()
     os.environ["ESET2FA_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
     work = Path(tempfile.mkdtemp(prefix="eset2fa-bench-"))
@@ -169,7 +201,7 @@ def main() -> None:
         proc, startup = start_server(path, port, work / "serve.log", args.serve_args.split())
         url = f"http://127.0.0.1:{port}/v1/verify"
         http_round(url, key, 400, args.clients)  # warm-up: every worker thread opens its store
-        over_http, in_process, server_cpu, client_cpu, local_cpu = [], [], [], [], []
+        over_http, in_process, server_cpu, client_cpu, local_cpu, lean = [], [], [], [], [], []
         for _ in range(args.rounds):
             before = cpu_seconds(proc.pid)
             wall, clients_cpu = http_round(url, key, args.ops, args.clients)
@@ -179,6 +211,8 @@ def main() -> None:
             elapsed, cpu = inprocess_round(path, args.ops)
             in_process.append(elapsed)
             local_cpu.append(cpu / args.ops)
+            if args.lean_clients:
+                lean.append(http_round(url, key, args.ops, args.clients, lean_client)[0])
         http_s, local_s = statistics.median(over_http), statistics.median(in_process)
         print(f"ops per round: {args.ops}, rounds: {args.rounds}, clients: {args.clients}, "
               f"SQLite WAL synchronous=FULL, serve {args.serve_args or '(defaults)'}")  # fmt: skip
@@ -186,6 +220,9 @@ def main() -> None:
         print(f"POST /v1/verify:               {args.ops / http_s:6.0f} verifications/s")
         print(f"verify_otp in-process:         {args.ops / local_s:6.0f} verifications/s")
         print(f"ratio (HTTP rate / in-process): {local_s / http_s:.2f}")
+        if lean:
+            print(f"  with http.client clients:    {args.ops / statistics.median(lean):6.0f} "
+                  "verifications/s")  # fmt: skip
         print(f"CPU per verification: server {statistics.median(server_cpu) * 1000:.2f} ms, "
               f"clients {statistics.median(client_cpu) * 1000:.2f} ms, "
               f"in-process {statistics.median(local_cpu) * 1000:.2f} ms; "

@@ -14,11 +14,9 @@ rate limit (Retry-After); 502 the push could not be sent; 503 the store is unava
 
 Order of the checks: the key first (a request without a valid key learns nothing else, and takes
 the same time whoever it names: no user is looked up before the key is checked), then the key's
-rate, the body, the user's rate, and only then the core. On the event loop only what needs no
-store: a key is presented at all (else 401) and the body is read (at most 16 kB, else 413).
-Everything else runs in the process's store thread (`ServerContext.run`), on its one connection:
-one hop per request, and that connection's page cache stays valid because no other connection
-of the process writes (a read on a second connection re-reads every page another one changed).
+rate, the body, the user's rate, and only then the core. Before anything touches the store: a
+key is presented at all (else 401) and the body is read (at most 16 kB, else 413). Everything else
+runs through `ServerContext.run` on the event loop's one connection (context.py says why there).
 """
 
 from __future__ import annotations
@@ -97,7 +95,7 @@ def _limits(context: ServerContext) -> _Limits:
 
 
 def _bearer(request: Request) -> str:
-    """The presented key (checked later, in the store thread); 401 when there is none."""
+    """The presented key (checked later, with the store); 401 when there is none."""
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise _UNAUTHORIZED
@@ -105,7 +103,7 @@ def _bearer(request: Request) -> str:
 
 
 def _authenticate(context: ServerContext, store, presented: str) -> api_keys.ApiKey:
-    """In the store thread: the key (401 if not valid) within its rate (429)."""
+    """The key (401 if not valid) within its rate (429)."""
     key = api_keys.authenticate(store, presented)
     if key is None:
         raise _UNAUTHORIZED
@@ -202,8 +200,8 @@ def _refusal(error: Eset2faError, name: str, *, verify: bool) -> JSONResponse:
 
 
 async def _answer(request: Request, work) -> JSONResponse:
-    """The frame of every API route: the key must be presented and the body read (on the event
-    loop), then `work(store, key, body)` runs in the store thread after the key is checked there.
+    """The frame of every API route: the key must be presented and the body read, then
+    `work(store, key, body)` runs through `context.run` once the key is checked there.
     ApiError becomes its JSON answer; a store that fails (gone, damaged, key missing) is 503,
     without its message, which can name files."""
     context = context_of(request)
@@ -213,7 +211,7 @@ async def _answer(request: Request, work) -> JSONResponse:
     except ApiError as error:
         return _error_response(error)
 
-    def in_store_thread() -> JSONResponse:
+    def with_store() -> JSONResponse:
         try:
             store = context.store()
             key = _authenticate(context, store, presented)
@@ -225,7 +223,7 @@ async def _answer(request: Request, work) -> JSONResponse:
                 ApiError(503, "unavailable", "The store is unavailable; retry later.")
             )
 
-    return await context.run(in_store_thread)
+    return await context.run(with_store)
 
 
 async def verify(request: Request) -> JSONResponse:

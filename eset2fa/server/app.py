@@ -54,7 +54,7 @@ def create_app(db_path: Path, *, public_url: str | None = None) -> Starlette:
     """The server for the store at `db_path`; `public_url` overrides `server.public_url`.
 
     The store is not opened here: `ServerContext.check()` (run by `eset2fa serve` before it binds
-    the port) and then each worker thread, at its first request, open it.
+    the port) and then each thread, at its first request, open it.
     """
     context = ServerContext(db_path, public_url=public_url)
 

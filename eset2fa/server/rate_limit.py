@@ -26,7 +26,7 @@ MAX_TRACKED = 10_000
 class RateLimiter:
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
-        self._lock = threading.Lock()  # routes run in a pool of worker threads
+        self._lock = threading.Lock()  # safe from any thread, whichever runs the routes
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, at)
 
     def take(self, name: str, limit: int, window: float) -> float:

@@ -156,9 +156,9 @@ def serve(
         app,
         # Chosen by measurement (bench/api_verify.py, README "Performance"): httptools and uvloop
         # take a third off the server's CPU per request compared with h11 and asyncio. One
-        # process: its store thread is the only writer, so requests never meet SQLite's busy
-        # handler; more processes would only add that contention on a 2-core machine where the
-        # clients also run (scale out with several `eset2fa serve` behind the proxy instead).
+        # process: its event loop's connection is then the only writer, so requests never meet
+        # SQLite's busy handler (which sleeps 1-100 ms); several processes would, and were not
+        # measured. For more, run several `eset2fa serve` behind the proxy and measure.
         http="httptools",
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         log_config=None,  # uvicorn's warnings reach stderr through logging's last resort
