@@ -13,14 +13,16 @@ instead of `lastrowid`, PRAGMAs, `rowid`, and `FOR UPDATE` on the rows a write r
 
 Transactions map as follows (the statements eset2fa.db.connection sends):
 - `BEGIN IMMEDIATE` (a write) is `BEGIN` plus the store's write lock, a transaction-scoped
-  advisory lock keyed by the schema (`pg_advisory_xact_lock`, sent with the BEGIN in one round
-  trip): writers queue on it as SQLite writers queue on the file's write lock, and it is released
-  by the COMMIT or ROLLBACK. That is what keeps the audit chain a chain (every write appends
-  after the last hash) and every read-modify-write exact, whatever the number of processes and
-  nodes; reads never wait for it. An advisory lock writes no WAL (a `SELECT ... FOR UPDATE` of a
-  lock row did, and cost 10-20 % of a durable verification). The rows a verification re-reads
-  are also taken `FOR UPDATE` (eset2fa.db.users), so a statement that bypassed the write lock
-  would still wait for them.
+  advisory lock keyed by the schema (`pg_advisory_xact_lock`): writers queue on it as SQLite
+  writers queue on the file's write lock, and it is released by the COMMIT or ROLLBACK. Both are
+  sent with the transaction's first statement, in one round trip (bound on the client, as one
+  simple query); anything else that uses the connection first sends them on their own. A
+  write transaction that runs no statement sends nothing at all. The lock is what keeps the
+  audit chain a chain (every write appends after the last hash) and every read-modify-write
+  exact, whatever the number of processes and nodes; reads never wait for it. An advisory
+  lock writes no WAL (a `SELECT ... FOR UPDATE` of a lock row did, and cost 10-20 % of a durable
+  verification). The rows a verification re-reads are also taken `FOR UPDATE`
+  (eset2fa.db.users), so a statement that bypassed the write lock would still wait for them.
 - `BEGIN` (a consistent read) is `BEGIN ISOLATION LEVEL REPEATABLE READ`.
 - Everything else runs in autocommit, one statement at a time, as on SQLite.
 
@@ -264,6 +266,7 @@ class PgConnection:
         "_begin_write",
         "verify_context",
         "_versions",
+        "_pending",
     )
     total_changes = 0  # sqlite3's counter; PostgreSQL's stand-in for data_version is below
 
@@ -276,6 +279,14 @@ class PgConnection:
         self._begin_write = f"BEGIN; SELECT pg_advisory_xact_lock({lock_key(location.schema)})"
         self.verify_context = None  # eset2fa.db.users: read with the user's row
         self._versions = itertools.count(1)
+        self._pending = False  # BEGIN IMMEDIATE asked for, not sent yet
+
+    def flush_begin(self) -> None:
+        """Send a pending write transaction's BEGIN and write lock now."""
+        if self._pending:
+            self._pending = False
+            with errors_as_sqlite(self):
+                self.raw.execute(self._begin_write)
 
     def next_version(self) -> int:
         """A data_version never seen before: other nodes commit without telling this one, so
@@ -284,17 +295,22 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self.raw.info.transaction_status != self._idle
+        return self._pending or self.raw.info.transaction_status != self._idle
 
     def execute(self, sql: str, params: object = ()):
         special = _SPECIAL.get(sql, False)
         try:
             if special is not False:
-                if special is None:  # BEGIN IMMEDIATE: BEGIN and the write lock, one round trip
-                    self.raw.execute(self._begin_write)
+                if special is None:  # BEGIN IMMEDIATE: sent with the first statement
+                    self._pending = True
+                    return None
+                if self._pending:  # COMMIT or ROLLBACK of a write that ran no statement
+                    self._pending = False
                     return None
                 return self.raw.execute(special)
             text, order = translate(sql)
+            if self._pending:
+                return self._begin_with(text, _reorder(params, order) or ())
             cursor = self.raw.cursor(row_factory=_row_factory)
             return cursor.execute(text, _reorder(params, order) or ())
         except Exception as exc:
@@ -304,7 +320,20 @@ class PgConnection:
                 raise _as_sqlite_error(exc, self.db_path) from None
             raise
 
+    def _begin_with(self, text: str, params):
+        """BEGIN, the write lock and the first statement as one simple query; the cursor is left
+        on the statement's result."""
+        from psycopg import ClientCursor
+
+        self._pending = False
+        cursor = ClientCursor(self.raw, row_factory=_row_factory)
+        cursor.execute(f"{self._begin_write}; {text}", params)
+        cursor.nextset()  # past BEGIN
+        cursor.nextset()  # past the lock
+        return cursor
+
     def executemany(self, sql: str, seq_of_params):
+        self.flush_begin()
         plain_insert = _plain_insert(sql)
         if plain_insert is not None:  # many rows into one table: COPY, ten times faster
             table, columns = plain_insert
@@ -329,6 +358,7 @@ class PgConnection:
 
     def copy_rows(self, table: str, columns: list[str], rows) -> int:
         """COPY rows into `table` (bulk loads: `db copy`); returns how many."""
+        self.flush_begin()
         names = ", ".join(columns)
         count = 0
         try:
@@ -360,6 +390,7 @@ class _Cursor:
     def execute(self, sql: str, params: object = ()):
         text, order = translate(sql)
         factory = self.row_factory or psycopg_tuple_row()
+        self.conn.flush_begin()
         try:
             self._cursor = self.conn.raw.cursor(row_factory=factory)
             self._cursor.execute(text, _reorder(params, order) or ())
@@ -583,6 +614,7 @@ def drop_store(store) -> None:
     conn = store.conn
     schema = store.path.schema
     try:
+        conn.flush_begin()
         if conn.in_transaction:
             conn.raw.execute("ROLLBACK")
         conn.raw.execute("BEGIN")
@@ -609,6 +641,7 @@ def open_snapshot(store) -> PgConnection:
     taken now (eset2fa.db.connection.open_snapshot). PostgreSQL takes the snapshot at the first
     statement: opened while `store` holds the write lock and has written nothing yet, it sees
     what that transaction saw (nobody else can commit meanwhile)."""
+    store.conn.flush_begin()  # the write lock is held from here
     conn = connect(store.path)
     try:
         conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -61,6 +61,7 @@ def rows(conn, table: Table) -> Iterator[tuple]:
     if dialect(conn) == "postgresql":
         from eset2fa.db.pg import errors_as_sqlite
 
+        conn.flush_begin()
         with errors_as_sqlite(conn), conn.raw.cursor(name=f"eset2fa_copy_{table.name}") as cursor:
             cursor.itersize = _CHUNK
             cursor.execute(sql)
