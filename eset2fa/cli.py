@@ -86,6 +86,8 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "doctor": ("eset2fa.commands.doctor", "doctor", ()),
     "auth": ("eset2fa.commands.auth", "app", ()),
     "qr": ("eset2fa.commands.qr", "qr", ()),
+    "serve": ("eset2fa.commands.serve", "serve", ()),
+    "apikey": ("eset2fa.commands.apikey", "app", ()),
 }
 
 

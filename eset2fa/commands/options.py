@@ -114,6 +114,7 @@ def render_bulk(
     summary: str,
     empty: str,
     listed: tuple[str, ...] = (),
+    extra: dict | None = None,
 ) -> None:
     """The result of a bulk command: one JSON document, or the rows that did not go through (at
     most SHOWN_PROBLEMS) and one line of counts, `enabled: 2, already enabled: 1, not found: 1`
@@ -121,7 +122,7 @@ def render_bulk(
     finds every user already done is not a failure, so `ok` includes the "already" results.
 
     `listed`: results that are not failures but are shown with the problems (an import's
-    skipped HOTP entries)."""
+    skipped HOTP entries). `extra`: more keys of the JSON document (the enrollment SMS sent)."""
 
     def human() -> None:
         problems = [r for r in results if r["result"] not in ok or r["result"] in listed]
@@ -139,6 +140,6 @@ def render_bulk(
         counted = ", ".join(f"{result.replace('_', ' ')}: {counts[result]}" for result in order)
         inv.output.message(counted or f"{summary}: {empty}")
 
-    inv.output.result({"counts": counts, "results": results}, human)
+    inv.output.result({"counts": counts, "results": results, **(extra or {})}, human)
     if any(result not in ok for result in counts):
         raise typer.Exit(1)

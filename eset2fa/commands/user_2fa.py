@@ -37,7 +37,34 @@ def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str
     return [entry.name for entry in entries]
 
 
+def _sms_notices(inv, report) -> None:
+    """Stderr lines for the enrollment SMS `user enable` sent (or why none went out)."""
+    for sent in report.sms:
+        if "error" in sent:
+            inv.output.warn(
+                f"The enrollment SMS to {sent['name']} ({sent['sent_to']}) could not be sent: "
+                f"{sent['error']}"
+            )
+        else:
+            inv.output.notice(
+                f"Enrollment link sent by SMS to {sent['name']} ({sent['sent_to']}, "
+                f"{sent['transport']}); it works once, until {sent['expires_at']}."
+            )
+    if report.warning:
+        inv.output.warn(report.warning)
+
+
+def _sms_fields(report) -> dict:
+    fields: dict = {}
+    if report.sms:
+        fields["sms"] = report.sms
+    if report.warning:
+        fields["warning"] = report.warning
+    return fields
+
+
 def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
+    _sms_notices(inv, report)
     render_bulk(
         inv,
         report.results,
@@ -47,6 +74,7 @@ def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
         title=f"Users not {verb}",
         summary=verb.capitalize(),
         empty="no users",
+        extra=_sms_fields(report),
     )
 
 
@@ -102,6 +130,9 @@ def enable(
     has 2FA enabled is a state conflict (exit 6). Many users (names, --group, --all,
     --from-file) are enabled in one transaction with a per-user result: users already enabled
     count as done (exit 0), and exit 1 if any user was not found or not yours to change.
+    With `server.public_url` set, each TOTP user with a phone number (--phone, or stored) gets a
+    one-time enrollment link by SMS (`eset2fa serve` shows the page); without it no SMS is sent
+    here, so the secret never travels by SMS from this command.
 
     Example:
         eset2fa user enable alice --method totp
@@ -136,6 +167,11 @@ def enable(
         result = {**row, "state": "pending", "method": method.value}
         if report.uri:
             result["uri"] = report.uri
+        if report.sms:
+            result["sms"] = report.sms[0]
+        if report.warning:
+            result["warning"] = report.warning
+        _sms_notices(inv, report)
         if show_qr is None:
             show_qr = sys.stdout.isatty()
 

@@ -106,6 +106,16 @@ SETTINGS: dict[str, Setting] = {
     "push.rate_window_seconds": Setting(
         "int", 600, "The window push.rate_limit counts over, in seconds", minimum=1
     ),
+    "push.report_reject": Setting(
+        "bool",
+        False,
+        "Reject on the push answer page records 'reported by the user' in the audit log "
+        "(default: Reject only closes the request, as the source says)",
+    ),
+    # enrollment links (the server.public_url setting is declared with the server's, below)
+    "server.enroll_link_ttl_seconds": Setting(
+        "int", 900, "Seconds a one-time enrollment link sent by SMS stays valid", minimum=1
+    ),
     # HTTP, shared by every network transport (never through a proxy, SPEC S11)
     "http.connect_timeout": Setting("float", 5.0, "Seconds to wait for a connection", minimum=0.1),
     "http.read_timeout": Setting("float", 15.0, "Seconds to wait for an answer", minimum=0.1),
@@ -185,6 +195,36 @@ SETTINGS: dict[str, Setting] = {
         "str", None, "Token that reads the reply topic (default: ntfy.publish_token)", secret=True
     ),
     "ntfy.poll_interval": Setting("float", 2.0, "Seconds between reply polls", minimum=0.05),
+    # the server (eset2fa serve)
+    "server.public_url": Setting(
+        "str",
+        None,
+        "The server's address as phones reach it (links in SMS and pushes), e.g. "
+        "https://2fa.example.org",
+        # Absolute http(s), a host, an optional port and path; no query, fragment, user or space.
+        pattern=r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"
+        r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?",
+        example="https://2fa.example.org (absolute http(s) URL, no query or fragment)",
+    ),
+    # Counted in each server process's memory: N processes let through up to N times as much.
+    # Per key: an application's whole traffic (a login burst at 9:00), so generous. Per user: a
+    # person logs in a few times a minute at most; more is a script guessing (the lockout stops
+    # it at lockout.max_failures anyway, this slows the guessing and the audit noise).
+    "server.key_rate_limit": Setting(
+        "int",
+        6000,
+        "API requests one API key may make per server.rate_window_seconds (per server process)",
+        minimum=1,
+    ),
+    "server.user_rate_limit": Setting(
+        "int",
+        30,
+        "API verifications and pushes for one user per server.rate_window_seconds (per process)",
+        minimum=1,
+    ),
+    "server.rate_window_seconds": Setting(
+        "int", 60, "The window the server's rate limits count over, in seconds", minimum=1
+    ),
 }
 
 # Families of keys with a free suffix, e.g. `sms.params.To`.
@@ -267,6 +307,12 @@ def get(conn: sqlite3.Connection, key: str) -> Any:
     """A setting's value (typed), or its default."""
     setting = setting_for(key)
     return _typed(setting, setting_rows.value(conn, key))
+
+
+def public_url(conn: sqlite3.Connection) -> str | None:
+    """`server.public_url` without a trailing slash, or None: where phones reach `eset2fa serve`."""
+    value = get(conn, "server.public_url")
+    return value.rstrip("/") if value else None
 
 
 def get_prefixed(conn: sqlite3.Connection, prefix: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
+from eset2fa.db import enroll_links as enroll_link_rows
 from eset2fa.db import recovery_codes as recovery_code_rows
 from eset2fa.db import token_resets as token_reset_rows
 from eset2fa.db import users as user_rows
@@ -46,6 +47,9 @@ class BulkReport:
     # (name, result) pairs: tuples, not dicts, so 100,000 results stay small in memory.
     outcomes: list[tuple[str, str]] = field(default_factory=list)
     uri: str | None = None  # the enrollment URI, only for a single-user TOTP enrollment
+    # Enrollment SMS sent (server.public_url set: one-time links), one dict per user with a phone.
+    sms: list[dict] = field(default_factory=list)
+    warning: str | None = None  # why no enrollment SMS went out although a phone was given
 
     @property
     def results(self) -> list[dict]:
@@ -152,6 +156,8 @@ def enable(
     enabled_details = {"method": method}  # one object: the audit encodes it once
     single: sqlite3.Row | None = None
     secret: str | None = None
+    # Users to send the enrollment link to: TOTP users enabled now who have a phone number.
+    with_phone: list[tuple[sqlite3.Row, str]] = []
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
@@ -190,6 +196,10 @@ def enable(
                 single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
                 if phone is not None:
                     user_rows.set_phone(conn, single["id"], phone)
+                    if method == "totp":
+                        with_phone.append((single, phone))
+            elif method == "totp":
+                with_phone += [(row, row["phone"]) for row in todo if row["phone"] is not None]
             audit_chain.record_many(conn, events)
             if progress:
                 progress(len(rows))
@@ -203,7 +213,32 @@ def enable(
         report.uri = totp.provisioning_uri(secret, single["name"], issuer)
     if key is not None:
         keys.remember(store, key)
+    if with_phone:
+        _send_links(store, actor, report, with_phone)
     return report
+
+
+def _send_links(
+    store: Store, actor: Actor, report: BulkReport, users: list[tuple[sqlite3.Row, str]]
+) -> None:
+    """The source: users "receive a link via text message" as soon as 2FA is enabled for them.
+
+    Only with `server.public_url`: an SMS from here never carries the secret (without a public
+    URL the user gets the enrollment at the first login, as before).
+    """
+    from eset2fa.ops import settings
+    from eset2fa.twofactor.enroll_links import send_enrollment_sms
+
+    if settings.public_url(store.conn) is None:
+        report.warning = (
+            "No enrollment SMS sent: server.public_url is not set, and without it the SMS would "
+            "carry the secret (the user gets it at the first `eset2fa auth login`)."
+        )
+        return
+    for row, phone in users:
+        sent = send_enrollment_sms(store, actor.label, row, phone)
+        if sent is not None:
+            report.sms.append({"name": row["name"], **sent})
 
 
 def _write_enabled(
@@ -252,6 +287,7 @@ def reenroll(conn: sqlite3.Connection, store: Store, row: sqlite3.Row, method: s
     sealer = None
     if method == "totp":
         sealer = keys.load_key(conn, store.path, create=True).sealer
+    enroll_link_rows.delete(conn, row["id"])  # a link sent for the old secret must not show the new
     secret = _write_enabled(conn, [row], method, sealer).get(row["id"])
     if secret is None:
         return None
@@ -305,6 +341,7 @@ def clear_second_factor(conn: sqlite3.Connection, user_ids: list[int]) -> None:
     user_rows.clear_two_factor(conn, user_ids)
     token_reset_rows.delete_for_users(conn, user_ids)
     recovery_code_rows.delete_for_users(conn, user_ids)
+    enroll_link_rows.delete_for_users(conn, user_ids)
 
 
 def raise_for_single(report: BulkReport, name: str, action: str) -> dict:
