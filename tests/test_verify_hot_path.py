@@ -101,7 +101,12 @@ def _as_schema_9(db_path) -> None:
     with conn:
         conn.execute("UPDATE audit SET prev_hash = hex(prev_hash), hash = hex(hash)")
         conn.execute("UPDATE audit SET prev_hash = lower(prev_hash), hash = lower(hash)")
-        conn.execute("DELETE FROM schema_migrations WHERE name = '0010_audit_hashes_as_bytes'")
+        # What the migrations after 0009 made goes too, so that opening applies them again.
+        conn.execute("DELETE FROM schema_migrations WHERE name >= '0010'")
+        conn.execute("DROP TABLE api_keys")
+        conn.execute("DROP TABLE enroll_links")
+        for column in ("number", "choices", "needs_number"):
+            conn.execute(f"ALTER TABLE push_requests DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 9")
     conn.close()
 

@@ -277,3 +277,22 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 def applied_migrations(conn: sqlite3.Connection) -> list[dict[str, str]]:
     rows = conn.execute("SELECT name, applied_at FROM schema_migrations ORDER BY name").fetchall()
     return [dict(row) for row in rows]
+
+
+def open_snapshot(store: Store) -> sqlite3.Connection:
+    """A second, read-only connection to the store holding a read transaction: it keeps seeing
+    the store as it is now, whatever is committed later (WAL readers keep their snapshot).
+
+    Opened while `store` holds its write lock and has written nothing yet, it sees exactly what
+    that transaction saw: `user export --all` audits the users it exports, commits, and then
+    streams those same users from the snapshot. The caller closes it.
+    """
+    conn = _connect(store.path, must_exist=True)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1 FROM users LIMIT 1").fetchall()  # the snapshot starts here
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from eset2fa.clock import now_iso
@@ -227,15 +227,27 @@ def list_events(
     since: str | None = None,
     action: str | None = None,
     limit: int | None = 100,
-) -> list[dict]:
-    """The newest `limit` matching rows (all when limit is None), oldest first."""
+    as_json: bool = False,
+) -> Iterator:
+    """The newest `limit` matching rows (all when limit is None), oldest first, streamed from the
+    query: `event_of` dicts, or with `as_json` the same as JSON texts, written by SQLite."""
+    if as_json:
+        return audit_rows.events_json(
+            store.conn, user=user, since=since, action=action, limit=limit
+        )
     rows = audit_rows.select_events(store.conn, user=user, since=since, action=action, limit=limit)
-    events = []
-    for row in reversed(rows):
-        event = dict(row)
-        event["details"] = json.loads(event["details"]) if event["details"] else {}
-        events.append(event)
-    return events
+    return map(event_of, rows)
+
+
+_EVENT_KEYS = ("id", "at", "actor", "action", "target", "result", "details")
+
+
+def event_of(row: tuple) -> dict:
+    """An audit row (id, at, actor, action, target, result, details JSON) as `audit list` shows
+    it: details parsed ({} when none)."""
+    event = dict(zip(_EVENT_KEYS, row, strict=True))
+    event["details"] = json.loads(event["details"]) if event["details"] else {}
+    return event
 
 
 def verify_chain(store: Store) -> dict:
