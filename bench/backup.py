@@ -1,9 +1,13 @@
-"""Benchmark: `eset2fa db backup` of a 1,000,000-user store vs the sqlite3 shell's `.backup`.
+"""Benchmark: `eset2fa db backup` of a 1,000,000-user store vs the same work in the sqlite3 shell.
 
-SPEC §6 target: `db backup` <= 2 x `sqlite3 DB ".backup FILE"`. Both copy with SQLite's online
-backup API; `db backup` also verifies the copy (integrity_check, or quick_check with
---quick-check), hashes it (SHA-256 for the manifest) and pays Python's start-up. The copy step
-alone is timed in-process too, so the figures say where the time goes.
+SPEC §6 target: `db backup` <= 1.5 x `sqlite3 DB ".backup FILE" ".open FILE" "PRAGMA
+quick_check;"`. Both copy with SQLite's online backup API and quick_check the copy; `db backup`
+also hashes it (SHA-256 for the manifest, while the check runs), writes the manifest and its audit
+row, and pays Python's start-up. `--full-check` (integrity_check, what restore runs) and the copy
+step alone are timed too, so the figures say where the time goes.
+
+The store holds users only (no 2FA, no audit rows): bench/fixtures.py's realistic stores were
+not in this tree when this was written.
 
     python bench/backup.py [--users 1000000] [--runs 3] [--keep-dir DIR]
 """
@@ -76,27 +80,45 @@ def main() -> None:
             entry.unlink()
 
     eset2fa = [sys.executable, "-m", "eset2fa", "--db", str(db), "db", "backup", "--to", str(out)]
-    results = {}
-    results["eset2fa db backup (integrity_check)"] = median_of(args.runs, lambda i: eset2fa, clean)
-    results["eset2fa db backup --quick-check"] = median_of(
-        args.runs, lambda i: [*eset2fa, "--quick-check"], clean
-    )
     if sqlite_cli:
-        baseline_name = "sqlite3 .backup"
+        # The same work with the sqlite3 shell: the online backup, then quick_check of the copy.
+        baseline_name = "sqlite3 .backup + quick_check"
         baseline = median_of(
-            args.runs, lambda i: [sqlite_cli, str(db), f".backup {out / f'cli{i}.db'}"], clean
+            args.runs,
+            lambda i: [
+                sqlite_cli,
+                str(db),
+                f".backup {out / f'cli{i}.db'}",
+                f".open {out / f'cli{i}.db'}",
+                "PRAGMA quick_check;",
+            ],
+            clean,
         )
     else:  # no shell installed: the same API in one step from Python (start-up included)
-        baseline_name = "python sqlite3 backup(pages=-1)"
+        baseline_name = "python sqlite3 backup + quick_check"
         script = (
             "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]);"
-            " s.backup(d); d.close()"
+            " s.backup(d); d.execute('PRAGMA quick_check').fetchall(); d.close()"
         )
         baseline = median_of(
             args.runs,
             lambda i: [sys.executable, "-c", script, str(db), str(out / f"py{i}.db")],
             clean,
         )
+    # The same work with Python's sqlite3 (start-up included): a stricter floor where the shell's
+    # own build is slower (here its quick_check took ~3 x as long as the library's in Python).
+    script = (
+        "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]);"
+        " s.backup(d); d.execute('PRAGMA quick_check').fetchall(); d.close()"
+    )
+    floor = median_of(
+        args.runs, lambda i: [sys.executable, "-c", script, str(db), str(out / f"py{i}.db")], clean
+    )
+    results = {}
+    results["eset2fa db backup (quick_check)"] = median_of(args.runs, lambda i: eset2fa, clean)
+    results["eset2fa db backup --full-check"] = median_of(
+        args.runs, lambda i: [*eset2fa, "--full-check"], clean
+    )
 
     from eset2fa.db.snapshot import copy_snapshot
 
@@ -109,9 +131,14 @@ def main() -> None:
     results["copy step alone (in-process)"] = statistics.median(copies)
 
     print(f"store: {args.users:,} users, {size_mb:.0f} MB; median of {args.runs} runs")
-    print(f"  {baseline_name:<40} {baseline:6.2f} s   1.00 x")
+    print(f"  {baseline_name:<40} {baseline:6.2f} s   1.00 x  (the baseline; target <= 1.5 x)")
+    floor_name = "python sqlite3 backup + quick_check"
+    print(f"  {floor_name:<40} {floor:6.2f} s  {floor / baseline:5.2f} x")
     for name, seconds in results.items():
-        print(f"  {name:<40} {seconds:6.2f} s  {seconds / baseline:5.2f} x")
+        print(
+            f"  {name:<40} {seconds:6.2f} s  {seconds / baseline:5.2f} x"
+            f"  ({seconds / floor:.2f} x the python floor)"
+        )
     if not args.keep_dir:
         shutil.rmtree(work)
 

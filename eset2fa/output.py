@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain, islice
 from typing import Any
 
+# What rich renders as the text itself when it prints without styles: style tags of plain colour
+# and weight names only; no escapes, tabs (expanded), emoji codes (`:name:`) or line breaks.
+# Compiled at first use (`re` compiles in Python: every start-up would pay for it).
+_STYLE = r"(?:bold|dim|italic|underline|red|green|yellow|blue|magenta|cyan|white)"
+_STYLE_TAG = rf"\[(?:/|/?{_STYLE}(?: {_STYLE})*)\]"
+_PLAIN_SAFE = r"(?:(?!:\S*?:)[^\\\t\n\r])*"
 PLAIN_TABLE_ROWS = 1000  # longer tables are printed as plain columns (see Output.table)
 LONG_LIST = 50  # JSON lists longer than this are written one compact item per line
 # On a terminal, the narrowest a wrapped (not copyable) table column may become before the
@@ -27,8 +35,55 @@ LONG_LIST = 50  # JSON lists longer than this are written one compact item per l
 MIN_WRAPPED_COLUMN = 12
 
 
+# One encoder for every item: json.dumps with these arguments builds a new encoder per call,
+# which at 1,000,000 streamed rows costs more than the encoding.
+_encode_compact = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
 def _dumps(value: Any, indent: int | None = None) -> str:
+    if indent is None:
+        return _encode_compact(value)
     return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+
+
+class Stream:
+    """A list whose items come from an iterator (a database cursor): `write_json` writes them as
+    they come, so a listing of 1,000,000 rows never holds them all. Iterable once.
+
+    `encoded`: the items are already JSON texts, one compact object each, with json.dumps'
+    separators (`, ` and `: `), written as they are. A listing of 1,000,000 rows is then as fast
+    as the query: building a dict and encoding it in Python cost twice the query itself.
+    """
+
+    __slots__ = ("items", "encoded")
+
+    def __init__(self, items: Iterable[Any], *, encoded: bool = False) -> None:
+        self.items = iter(items)
+        self.encoded = encoded
+
+
+class _Peeked:
+    """A Stream with its first items read: enough to choose the layout before anything is
+    written (a stream of at most LONG_LIST items becomes a plain list)."""
+
+    __slots__ = ("head", "rest", "encoded")
+
+    def __init__(self, head: list, rest: Iterator[Any], encoded: bool) -> None:
+        self.head, self.rest, self.encoded = head, rest, encoded
+
+
+def _peek(value: Any) -> Any:
+    if not isinstance(value, Stream):
+        return value
+    head = list(islice(value.items, LONG_LIST + 1))
+    if len(head) > LONG_LIST:
+        return _Peeked(head, value.items, value.encoded)
+    # A short list is pretty-printed like any other value.
+    return [json.loads(item) for item in head] if value.encoded else head
+
+
+def _is_long(value: Any) -> bool:
+    return isinstance(value, _Peeked) or (isinstance(value, list) and len(value) > LONG_LIST)
 
 
 def write_json(value: Any, out, depth: int = 0) -> None:
@@ -36,17 +91,32 @@ def write_json(value: Any, out, depth: int = 0) -> None:
 
     json's C encoder only runs without `indent`; the pure-Python one needs ~30 us per user row.
     So a long list is streamed one compact item per line (still one document, still greppable),
-    and never built as one string (a 100,000-user bulk result would hold ~75 MB of chunks).
+    and never built as one string (a 100,000-user bulk result would hold ~75 MB of chunks). A
+    `Stream` (at the top, or as a value of the top-level object) is written the same way as its
+    items are read: the document is the same as for the list it yields.
     """
+    if isinstance(value, dict) and any(isinstance(item, Stream) for item in value.values()):
+        value = {key: _peek(item) for key, item in value.items()}
+    else:
+        value = _peek(value)
     pad = "  " * (depth + 1)
-    if isinstance(value, list) and len(value) > LONG_LIST:
-        out.write("[\n")
-        for index, item in enumerate(value):
-            out.write((",\n" if index else "") + pad + _dumps(item))
+    if _is_long(value):
+        out.write("[\n" + pad)
+        if isinstance(value, _Peeked):
+            items = chain(value.head, value.rest)
+            texts = items if value.encoded else map(_encode_compact, items)
+        else:
+            texts = map(_encode_compact, value)
+        separator = ",\n" + pad
+        batch = list(islice(texts, 1000))  # one write per batch: a call per row costs ~10 %
+        out.write(separator.join(batch))
+        while True:
+            batch = list(islice(texts, 1000))
+            if not batch:
+                break
+            out.write(separator + separator.join(batch))
         out.write("\n" + "  " * depth + "]")
-    elif isinstance(value, dict) and any(
-        isinstance(item, list) and len(item) > LONG_LIST for item in value.values()
-    ):
+    elif isinstance(value, dict) and any(_is_long(item) for item in value.values()):
         out.write("{\n")
         for index, (key, item) in enumerate(value.items()):
             out.write((",\n" if index else "") + pad + _dumps(key) + ": ")
@@ -55,6 +125,35 @@ def write_json(value: Any, out, depth: int = 0) -> None:
     else:
         text = _dumps(value, indent=2)
         out.write(text.replace("\n", "\n" + "  " * depth) if depth else text)
+
+
+@contextmanager
+def _stdout_may_close() -> Iterator[None]:
+    """A reader that stops early (`eset2fa user list | head`) ends the output quietly: no
+    traceback, exit status 1 (as click reports a broken pipe)."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit, which would fail the same way and print a
+        # warning: point the descriptor at /dev/null first.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # no real descriptor (a test's buffer)
+            pass
+        raise SystemExit(1) from None
+
+
+class Rows:
+    """Table rows from a source that can be read again (a query): `Output.table` reads it twice
+    for a long plain table (the column widths, then the lines), so 1,000,000 rows are never held.
+    `source()` gives a fresh iterable of rows each time."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: Callable[[], Iterable[Sequence[Any]]]) -> None:
+        self.source = source
 
 
 def is_terminal(stream) -> bool:
@@ -104,13 +203,23 @@ class Output:
     def result(self, data: Any, human: Callable[[], None] | None = None) -> None:
         """Print a command's result: the JSON document, or the human rendering."""
         if self.json_mode:
-            write_json(data, sys.stdout)
-            sys.stdout.write("\n")
-            sys.stdout.flush()
+            with _stdout_may_close():
+                write_json(data, sys.stdout)
+                sys.stdout.write("\n")
         elif human is not None:
-            human()
+            with _stdout_may_close():
+                human()
         else:
             self.out.print_json(data=data)
+
+    @staticmethod
+    def lines(texts: Iterable[str]) -> None:
+        """Data as plain lines on stdout (URIs, paths), written a batch at a time as `texts`
+        yields them: never wrapped, cut or held. Silent on nothing."""
+        write, texts = sys.stdout.write, iter(texts)
+        while batch := list(islice(texts, 1000)):
+            write("\n".join(batch) + "\n")
+        sys.stdout.flush()
 
     @staticmethod
     def _print(console, text: str) -> None:
@@ -124,45 +233,69 @@ class Output:
         except MarkupError:
             console.print(text, markup=False)
 
+    def _line(self, stderr: bool, text: str) -> None:
+        """One message line. Where rich would print it without styles (not a terminal, no
+        FORCE_COLOR) and it holds nothing but simple style tags, it is written here: the same
+        text, without loading rich.console (~30 ms of `auth verify`'s start-up)."""
+        stream = sys.stderr if stderr else sys.stdout
+        if (
+            not is_terminal(stream)
+            and not os.environ.get("FORCE_COLOR")
+            and re.fullmatch(_PLAIN_SAFE, text)
+            and "[" not in (plain := re.sub(_STYLE_TAG, "", text))
+        ):
+            stream.write(plain + "\n")
+            stream.flush()
+            return
+        self._print(self.err if stderr else self.out, text)
+
     def message(self, text: str) -> None:
         """A one-line human result (stdout); silent in JSON mode, where the document says it."""
         if not self.json_mode:
-            self._print(self.out, text)
+            self._line(False, text)
 
     def notice(self, text: str) -> None:
         """Information for a person, never data: always stderr."""
-        self._print(self.err, text)
+        self._line(True, text)
 
     def warn(self, text: str) -> None:
-        self._print(self.err, f"[bold yellow]Warning:[/] {text}")
+        self._line(True, f"[bold yellow]Warning:[/] {text}")
 
     def table(
         self,
         columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
+        rows: Sequence[Sequence[Any]] | Rows,
         title: str | None = None,
         *,
         copyable: Sequence[str] = (),
-    ) -> None:
+    ) -> int:
         """Rows under column headers; `copyable` names the columns whose values are copied
-        (paths, links, times), which are never cut or broken.
+        (paths, links, times), which are never cut or broken. Returns the number of rows.
 
         In a pipe or a file, and past PLAIN_TABLE_ROWS rows, plain aligned columns: rich lays out
         every cell of a table (about 0.6 ms a row), so a 100,000-user list would take a minute,
         and boxes get in the way of grep and awk. On a terminal, a rich table whose copyable
         columns keep their full width (other columns wrap), or one block per row when they
-        cannot fit.
+        cannot fit. `rows` may be `Rows` (a query to read): a long plain table is then written
+        as it is read.
         """
-        cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
         if self._out_is_terminal is None:
             self._out_is_terminal = is_terminal(sys.stdout)
+        if isinstance(rows, Rows):
+            if not self._out_is_terminal:
+                return self._plain_table_streamed(columns, rows, title)
+            head = list(islice(rows.source(), PLAIN_TABLE_ROWS + 1))
+            if len(head) > PLAIN_TABLE_ROWS:
+                return self._plain_table_streamed(columns, rows, title)
+            rows = head
+        cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
         if len(cells) > PLAIN_TABLE_ROWS or not self._out_is_terminal:
             self._plain_table(columns, cells, title)
-            return
+            return len(cells)
         keep = [column in copyable for column in columns]
         if not self._fits(columns, cells, keep):
             self._records(columns, cells, title)
-            return
+            return len(cells)
         from rich.table import Table
         from rich.text import Text
 
@@ -176,6 +309,7 @@ class Output:
         for row in cells:  # cells are data (paths, names, details): never read as markup
             table.add_row(*(Text(cell) for cell in row))
         self.out.print(table, crop=False)
+        return len(cells)
 
     def _fits(self, columns: Sequence[str], cells: list[list[str]], keep: list[bool]) -> bool:
         """Whether a rich table fits the terminal with the copyable columns at full width and
@@ -212,6 +346,37 @@ class Output:
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
+
+    def _plain_table_streamed(self, columns: Sequence[str], rows: Rows, title: str | None) -> int:
+        """`_plain_table` in two reads of `rows`: the widths, then the lines, a batch at a time."""
+        widths = [len(column) for column in columns]
+        for row in rows.source():
+            for index, cell in enumerate(row):
+                size = len(_plain_cell(cell))
+                if size > widths[index]:
+                    widths[index] = size
+        write = sys.stdout.write
+        head = [title] if title else []
+        for row in (list(columns), ["-" * width for width in widths]):
+            head.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        write("\n".join(head) + "\n")
+        count = 0
+        batch: list[str] = []
+        for row in rows.source():
+            batch.append(
+                "  ".join(
+                    _plain_cell(c).ljust(w) for c, w in zip(row, widths, strict=True)
+                ).rstrip()
+            )
+            if len(batch) == 1000:
+                write("\n".join(batch) + "\n")
+                count += len(batch)
+                batch.clear()
+        if batch:
+            write("\n".join(batch) + "\n")
+            count += len(batch)
+        sys.stdout.flush()
+        return count
 
     def fields(self, pairs: Sequence[tuple[str, Any]], title: str | None = None) -> None:
         """`name  value` lines, names aligned; each value printed whole on its own line."""
@@ -275,6 +440,10 @@ def _cell_width(text: str) -> int:
     from rich.cells import cell_len
 
     return max((cell_len(line) for line in text.splitlines()), default=0)
+
+
+def _plain_cell(cell: Any) -> str:
+    return "" if cell is None else _one_line(str(cell))
 
 
 def _one_line(text: str) -> str:

@@ -16,6 +16,39 @@ from typer.testing import CliRunner
 
 from eset2fa.cli import app
 
+# Where the tests' temporary directories go. Every write commits with synchronous=FULL and every
+# CLI run checkpoints on close: on a disk the suite spent about a third of its time in fsync. A
+# RAM-backed directory (Linux's /dev/shm) keeps every behaviour under test (files, modes, WAL,
+# processes, signals) but the wait for the disk, which no test can observe. `--basetemp DIR`
+# puts them elsewhere (on a disk: `--basetemp "$(mktemp -d)/t"`).
+_RAM_DIR = Path("/dev/shm")
+_RAM_DIR_MIN_FREE = 2 << 30  # the suite writes a few hundred MB at most; leave room to spare
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    if config.option.basetemp or not (_RAM_DIR.is_dir() and os.access(_RAM_DIR, os.W_OK)):
+        return
+    import shutil
+
+    if shutil.disk_usage(_RAM_DIR).free < _RAM_DIR_MIN_FREE:  # e.g. a container's 64 MB default
+        return
+    import tempfile
+
+    config.option.basetemp = tempfile.mkdtemp(prefix="eset2fa-tests-", dir=_RAM_DIR)
+    config.stash[_ram_basetemp] = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    made = config.stash.get(_ram_basetemp, None)
+    if made is not None:  # pytest keeps an explicit --basetemp; this one is ours: remove it
+        import shutil
+
+        shutil.rmtree(made, ignore_errors=True)
+
+
+_ram_basetemp = pytest.StashKey[str]()
+
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path, monkeypatch):
@@ -24,11 +57,22 @@ def isolated_environment(tmp_path, monkeypatch):
         if name.startswith("ESET2FA_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("ESET2FA_HOME", str(tmp_path / "home"))
+    # Stores made by the tests hash passwords with the cheap Argon2 profile (the suite made ~700
+    # stores, ~65 s of Argon2 at the default cost). Read only when a store is created; tests of
+    # the real cost take `production_argon2`.
+    monkeypatch.setenv("ESET2FA_ARGON2_PROFILE", "test")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
     monkeypatch.setenv("COLUMNS", "200")
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(proxy, raising=False)
+
+
+@pytest.fixture
+def production_argon2(monkeypatch):
+    """Stores created in this test get the default (production) Argon2 profile: request it
+    before `store` (or any fixture that creates one)."""
+    monkeypatch.delenv("ESET2FA_ARGON2_PROFILE")
 
 
 @pytest.fixture
@@ -70,14 +114,60 @@ def cli(db_path):
     return run
 
 
+# Stores made by `init` once per session, by what decides their content (the key in ESET2FA_KEY,
+# the Argon2 profile): the `store` fixture copies one (a copy takes ~1 ms, `init` ~60 ms of
+# migrations and fsyncs, for ~700 stores).
+_store_templates: dict[tuple, Path] = {}
+
+
+def _keyring_usable() -> bool:
+    from eset2fa.secrets import keys
+
+    return keys._keyring() is not None
+
+
+@pytest.fixture(scope="session")
+def _template_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("store-templates")
+
+
 @pytest.fixture
-def store(cli, db_path) -> Path:
+def store(cli, db_path, _template_dir) -> Path:
     """A created store with the Administrator (generated password); returns its path.
 
-    `init` makes it: a --db path is created by nothing else (reads never create a store).
+    `init` makes it: a --db path is created by nothing else (reads never create a store). The
+    session's first store of each kind is made by `init` in a directory of its own and copied
+    (with its key file, mode 0600) for the others; where a usable keyring would hold the key,
+    every store is made by `init` itself.
     """
-    assert cli("init").exit_code == 0
+    key = os.environ.get("ESET2FA_KEY")
+    if key is None and _keyring_usable():
+        assert cli("init").exit_code == 0
+        return db_path
+    kind = (key, os.environ.get("ESET2FA_ARGON2_PROFILE"))
+    template = _store_templates.get(kind)
+    if template is None:
+        template = _template_dir / f"kind{len(_store_templates)}" / "store.db"
+        template.parent.mkdir()
+        assert cli("init", db=template).exit_code == 0
+        _store_templates[kind] = template
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    for source, dest in ((template, db_path), (_key_file(template), _key_file(db_path))):
+        if source.exists():
+            fd = os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(source.read_bytes())
+            os.chmod(dest, 0o600)
     return db_path
+
+
+def _key_file(db: Path) -> Path:
+    return db.with_name(db.name + ".key")
+
+
+def audit_dump(sql) -> str:
+    """Every audit row as JSON text (the chain's 32-byte links in hex): to search it for secrets."""
+    return json.dumps([dict(row) for row in sql("SELECT * FROM audit")], default=bytes.hex)
 
 
 @pytest.fixture

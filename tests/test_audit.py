@@ -14,11 +14,13 @@ def test_changes_are_audited_without_secrets(cli, store, sql):
     rows = cli("audit", "list", "--json").json()
     assert [(r["action"], r["target"], r["result"]) for r in rows] == [
         ("store.init", "Administrator", "ok"),
+        # the suite's stores are made with ESET2FA_ARGON2_PROFILE=test (conftest), recorded so
+        ("config.set", "passwords.argon2_profile", "ok"),
         ("user.add", "alice", "ok"),
         ("user.add", "bob", "ok"),
         ("user.delete", "bob", "ok"),
     ]
-    assert rows[2]["details"] == {"group": "ops"}
+    assert rows[3]["details"] == {"group": "ops"}
     dump = "\n".join(str(tuple(r)) for r in sql("SELECT * FROM audit"))
     assert "alice-secret-pw" not in dump
 
@@ -43,14 +45,15 @@ def test_verify_detects_an_edited_row(cli, store):
     cli("user", "add", "alice")
     cli("user", "add", "bob")
     ok = cli("audit", "verify", "--json")
-    assert ok.exit_code == 0 and ok.json()["ok"] is True and ok.json()["rows_checked"] == 3
+    assert ok.exit_code == 0 and ok.json()["ok"] is True and ok.json()["rows_checked"] == 4
     conn = sqlite3.connect(store)
     conn.execute("UPDATE audit SET actor = 'someone-else' WHERE target = 'alice'")
     conn.commit()
     conn.close()
     broken = cli("audit", "verify", "--json")
     assert broken.exit_code == 1
-    assert broken.json()["ok"] is False and broken.json()["first_bad_id"] == 2
+    # alice's row is the third: store.init, then the Argon2 profile set at init (conftest)
+    assert broken.json()["ok"] is False and broken.json()["first_bad_id"] == 3
 
 
 def test_verify_detects_a_deleted_row(cli, store):

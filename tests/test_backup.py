@@ -279,14 +279,46 @@ def swap_index_roots(db: Path) -> None:
 def test_a_damaged_database_is_not_backed_up_as_if_it_were_fine(cli, store):
     add_users_directly(store, 500)
     swap_index_roots(store)
-    r = cli("db", "backup", "--json")
+    r = cli("db", "backup", "--full-check", "--json")
     assert r.exit_code == 9
     assert "integrity_check" in r.json()["error"]["message"]
     folder = store.parent / "backups"
     assert list(folder.iterdir()) == []  # neither a final file nor a temporary one is left
-    # quick_check looks at structure only: it lets this damage through, as documented
-    r = cli("db", "backup", "--quick-check", "--json")
+    # By default the copy gets quick_check, which looks at structure only: it lets this damage
+    # through, as documented; `db backups --verify` and `db restore` run integrity_check.
+    r = cli("db", "backup", "--json")
     assert r.exit_code == 0
+    backup = Path(r.json()["path"])
+    listed = cli("db", "backups", "--json")
+    assert listed.exit_code == 0 and listed.json()[0]["status"] == "ok"
+    checked = cli("db", "backups", "--verify", "--json")
+    assert checked.exit_code == 1
+    assert checked.json()[0]["status"] == "integrity check failed"
+    assert "integrity_check" in checked.json()[0]["detail"]
+    before = store.read_bytes()
+    restore = cli("db", "restore", str(backup), "--yes", "--json")
+    assert restore.exit_code == 9 and "integrity_check" in restore.json()["error"]["message"]
+    assert store.read_bytes() == before
+    assert cli("db", "backups", "--verify", "--no-verify").exit_code == 2
+
+
+def test_a_damaged_page_is_refused_by_the_default_quick_check(cli, store):
+    """quick_check reads every page of the copy: a store with a damaged b-tree page is not backed
+    up as if it were fine (exit 9, no backup left), without --full-check."""
+    add_users_directly(store, 3000)
+    conn = sqlite3.connect(store)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    data = bytearray(store.read_bytes())
+    middle = (pages // 2) * page_size
+    data[middle : middle + page_size] = b"\xff" * page_size  # a page no b-tree can read
+    store.write_bytes(bytes(data))
+    r = cli("db", "backup", "--json")
+    assert r.exit_code == 9, r.stdout
+    folder = store.parent / "backups"
+    assert not folder.exists() or not [p for p in folder.iterdir() if p.suffix == ".db"]
 
 
 # -- issue 9: a delegated user cannot copy the store out ----------------------------------------

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import time_machine
+from conftest import audit_dump
 from test_reset_token import MOMENT, PHONE, active_user, step_code, users_snapshot
 from totp_helpers import secret_of
 
@@ -61,7 +62,7 @@ def test_lost_phone_recovery_end_to_end_with_yes_and_json(cli, store, sql):
     details = json.loads(audit_row["details"])
     assert audit_row["result"] == "ok" and details["backup"] == result["backup"]
     assert details["was_locked"] is True and details["method"] == "totp"
-    assert new not in json.dumps([dict(r) for r in sql("SELECT * FROM audit")])
+    assert new not in audit_dump(sql)
 
 
 def test_refuses_without_yes_and_without_a_terminal(cli, store):

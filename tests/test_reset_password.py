@@ -6,6 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from conftest import audit_dump
+
 from eset2fa.accounts.passwords import verify_password
 
 TWO_FACTOR = "state, method, secret, phone, fail_count, locked, locked_at, last_step"
@@ -135,7 +137,7 @@ def test_generated_password_goes_to_stderr_once_and_never_into_json(cli, store, 
     assert generated not in r.stdout
     hash_ = sql("SELECT password_hash FROM users WHERE name = 'alice'")[0][0]
     assert verify_password(hash_, generated)
-    assert generated not in json.dumps([dict(r) for r in sql("SELECT * FROM audit")])
+    assert generated not in audit_dump(sql)
 
 
 def test_permission_is_needed_and_nothing_is_backed_up_without_it(cli, store):

@@ -10,6 +10,7 @@ the password was right or wrong; unknown names answer exactly like wrong passwor
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -91,6 +92,9 @@ def test_the_settings_are_declared_with_the_policy_defaults(cli, store):
 
 def test_fifteen_wrong_passwords_lock_at_the_default_ten(cli, bob, sql):
     """Before issue 9, 15 wrong passwords left the count at 0 and the account open."""
+    # The count and the lock are under test, not the wait (which took 3.6 s here: its own tests
+    # are below): the wait is off.
+    assert cli("config", "set", "lockout.password_delay_seconds", "0").exit_code == 0
     for attempt in range(1, 11):
         result = as_bob(cli, WRONG)
         assert result.exit_code == 5, attempt
@@ -135,6 +139,7 @@ def _fastest_seconds(*runs, times=5) -> list[float]:
     return best
 
 
+@functools.cache  # measured once for the module: two tests use it, ~1 s of Argon2 each time
 def _argon2_seconds() -> float:
     stored = hash_password(PASSWORD)
     return _fastest_seconds(lambda: verify_password(stored, WRONG))[0]
@@ -172,9 +177,10 @@ def test_unknown_names_answer_like_wrong_passwords_and_never_lock(cli, bob, sql)
     assert counts(sql, "carol") == (0, 0, 0)
 
 
-def test_unknown_names_cost_the_same_argon2_time_as_wrong_passwords(cli, bob):
+def test_unknown_names_cost_the_same_argon2_time_as_wrong_passwords(production_argon2, cli, bob):
     """verify_password(None, ...) hashes a dummy password: one Argon2 run, like a verification.
-    The first answer for an unknown name and for a wrong password differ by less than half of it."""
+    The first answer for an unknown name and for a wrong password differ by less than half of it.
+    (At the production cost: the suite's cheap profile would make the difference too small.)"""
     assert cli("config", "set", "lockout.password_delay_seconds", "0").exit_code == 0
     assert cli("config", "set", "lockout.max_password_failures", "1000").exit_code == 0
     unknown, wrong = _fastest_seconds(
@@ -255,21 +261,21 @@ def test_passwords_and_codes_have_their_own_counts_and_one_lock(cli, bob, sql):
 
 
 def test_answers_after_failures_are_slower_than_the_first(cli, bob):
-    assert cli("config", "set", "lockout.password_delay_seconds", "0.25").exit_code == 0
+    assert cli("config", "set", "lockout.password_delay_seconds", "0.125").exit_code == 0
     timings = []
     for _ in range(4):
         started = time.perf_counter()
         assert as_bob(cli, WRONG).exit_code == 5
         timings.append(time.perf_counter() - started)
-    # The waits before answers 2, 3 and 4 are 0.25, 0.5 and 1 s: lower bounds that hold however
-    # loaded the machine is; the first answer waits for nothing but Argon2.
-    assert timings[1] >= 0.25 and timings[2] >= 0.5 and timings[3] >= 1.0, timings
+    # The waits before answers 2, 3 and 4 are 0.125, 0.25 and 0.5 s: lower bounds that hold
+    # however loaded the machine is; the first answer waits for nothing but Argon2.
+    assert timings[1] >= 0.125 and timings[2] >= 0.25 and timings[3] >= 0.5, timings
     assert timings[3] > timings[0], timings
     # A right password is not spared the wait (it is decided before the password is looked at)...
     started = time.perf_counter()
     assert as_bob(cli, PASSWORD).exit_code == 0
     right = time.perf_counter() - started
-    assert right >= 2.0
+    assert right >= 1.0
     # ...and resets the count, so the next answer does not wait.
     started = time.perf_counter()
     assert as_bob(cli, WRONG).exit_code == 5

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+from conftest import audit_dump
 from werkzeug.wrappers import Response
 
 from eset2fa.transports.ntfy import user_topic
@@ -184,7 +185,7 @@ def test_publish_refused_is_exit_7_and_no_token_leaks(cli, ntfy, sql):
         assert secret not in r.stdout + r.stderr
     (row,) = sql("SELECT state, decided_by FROM push_requests")
     assert (row["state"], row["decided_by"]) == ("expired", "delivery failed")
-    audit = json.dumps([dict(r) for r in sql("SELECT * FROM audit")])
+    audit = audit_dump(sql)
     assert "wrong-token-444" not in audit and REPLY not in audit
 
 

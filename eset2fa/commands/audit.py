@@ -60,34 +60,42 @@ def list_(
         eset2fa audit list --action auth --json
     """
     from eset2fa.ops import audit_chain
+    from eset2fa.output import Rows, Stream
 
     inv = invocation(ctx)
-    rows = audit_chain.list_events(
-        inv.store,
-        user=user,
-        since=parse_since(since) if since else None,
-        action=action,
-        limit=limit or None,
-    )
+    since_at = parse_since(since) if since else None
+
+    def events(as_json: bool = False):
+        return audit_chain.list_events(
+            inv.store,
+            user=user,
+            since=since_at,
+            action=action,
+            limit=limit or None,
+            as_json=as_json,
+        )
 
     def human() -> None:
         inv.output.table(
             ["time", "actor", "action", "target", "result", "details"],
-            [
-                (
-                    r["at"],
-                    r["actor"],
-                    r["action"],
-                    r["target"],
-                    r["result"],
-                    ", ".join(f"{k}={v}" for k, v in r["details"].items()),
+            Rows(
+                lambda: (
+                    (
+                        r["at"],
+                        r["actor"],
+                        r["action"],
+                        r["target"],
+                        r["result"],
+                        ", ".join(f"{k}={v}" for k, v in r["details"].items()),
+                    )
+                    for r in events()
                 )
-                for r in rows
-            ],
+            ),
             copyable=("time",),
         )
 
-    inv.output.result(rows, human)
+    # Streamed: written as the query yields the rows (--limit 0 on a log of millions of rows).
+    inv.output.result(Stream(events(as_json=True), encoded=True), human)
 
 
 @app.command("verify")

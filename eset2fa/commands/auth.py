@@ -138,6 +138,10 @@ def push(
 ) -> None:
     """Second factor by push: send a request whose ID matches the login screen, wait for approval.
 
+    The request ID and a two-digit number are shown at once (stderr; the --json result carries
+    both). With `server.public_url` set the push links to the answer page, where the user picks
+    this number out of three: only the right pick approves.
+
     Exit 0 approved (a pending user becomes active), 8 rejected or expired (no approval within
     the timeout means no access), 4 locked, 6 when the user's method is not push, 7 when the
     push could not be sent. With the outbox transport, approve from another shell with
@@ -155,7 +159,7 @@ def push(
     inv.output.result(
         result,
         lambda: inv.output.message(
-            f"[bold green]Approved[/]: request {result['id']}, "
+            f"[bold green]Approved[/]: request {result['id']} (number {result['number']}), "
             f"{result['user']} is {result['state']}"
         ),
     )

@@ -87,6 +87,11 @@ class Invocation:
         if self._store is None:
             from eset2fa.db import open_store
 
+            if create and not self.db_path.exists():
+                # A mistyped ESET2FA_ARGON2_PROFILE: exit 2 before a file is made.
+                from eset2fa.accounts.passwords import profile_for_new_store
+
+                profile_for_new_store()
             self._store = open_store(self.db_path, create=create)
             if self._store.created:
                 self._bootstrap()

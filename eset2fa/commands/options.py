@@ -7,6 +7,7 @@ these are factories: each call gives a new `typer.Option` for one parameter.
 """
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -100,12 +101,40 @@ def read_lines(source: str) -> list[str]:
         raise UsageError(f"Cannot read {source!r}: {exc}.") from None
 
 
+def lines_of(source: str) -> tuple[Iterator[str], int]:
+    """The lines of a --from-file argument read as they are used (1,000,000 lines in flat
+    memory), and how many there are (a progress bar's total; 0 for standard input, which can be
+    read only once)."""
+    from eset2fa.errors import NotFound, UsageError
+
+    if source == "-":
+        return (iter(sys.stdin) if sys.stdin is not None else iter(())), 0
+    path = Path(source)
+    try:
+        with path.open("rb") as counting:
+            total = sum(chunk.count(b"\n") for chunk in iter(lambda: counting.read(1 << 20), b""))
+        handle = path.open(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise NotFound(f"No file {source!r}.", "Give a path to a file, or '-' for stdin.") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read {source!r}: {exc}.") from None
+
+    def lines() -> Iterator[str]:
+        with handle:
+            try:
+                yield from handle
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"Cannot read {source!r}: {exc}.") from None
+
+    return lines(), total
+
+
 SHOWN_PROBLEMS = 50  # rows of a bulk result's problem table; --json has them all
 
 
 def render_bulk(
     inv,
-    results: list[dict],
+    results,
     counts: dict[str, int],
     *,
     ok: tuple[str, ...],
@@ -114,31 +143,42 @@ def render_bulk(
     summary: str,
     empty: str,
     listed: tuple[str, ...] = (),
+    extra: dict | None = None,
 ) -> None:
     """The result of a bulk command: one JSON document, or the rows that did not go through (at
     most SHOWN_PROBLEMS) and one line of counts, `enabled: 2, already enabled: 1, not found: 1`
     (the results in `ok` first). Exit 1 when any row's result is not in `ok`; a re-run that
     finds every user already done is not a failure, so `ok` includes the "already" results.
 
-    `listed`: results that are not failures but are shown with the problems (an import's
-    skipped HOTP entries)."""
+    `results`: a list of dicts, or the core's Outcomes (1,000,000 results read back from a
+    temporary file, streamed into the document). `listed`: results that are not failures but
+    are shown with the problems (an import's skipped HOTP entries). `extra`: more keys of the
+    JSON document (the enrollment SMS sent)."""
+    from eset2fa.output import Stream
+    from eset2fa.twofactor.outcomes import Outcomes
 
     def human() -> None:
-        problems = [r for r in results if r["result"] not in ok or r["result"] in listed]
+        problems, more = [], 0
+        for r in results:
+            if r["result"] not in ok or r["result"] in listed:
+                if len(problems) < SHOWN_PROBLEMS:
+                    problems.append(r)
+                else:
+                    more += 1
         if problems:
             inv.output.table(
                 list(columns),
-                [tuple(r[c] for c in columns) for r in problems[:SHOWN_PROBLEMS]],
+                [tuple(r[c] for c in columns) for r in problems],
                 title=title,
             )
-            if len(problems) > SHOWN_PROBLEMS:
-                more = len(problems) - SHOWN_PROBLEMS
+            if more:
                 inv.output.message(f"... and {more} more (use --json for all)")
         rank = {result: index for index, result in enumerate(ok)}
         order = sorted(counts, key=lambda result: (rank.get(result, len(ok)), result))
         counted = ", ".join(f"{result.replace('_', ' ')}: {counts[result]}" for result in order)
         inv.output.message(counted or f"{summary}: {empty}")
 
-    inv.output.result({"counts": counts, "results": results}, human)
+    streamed = Stream(results.texts(), encoded=True) if isinstance(results, Outcomes) else results
+    inv.output.result({"counts": counts, "results": streamed, **(extra or {})}, human)
     if any(result not in ok for result in counts):
         raise typer.Exit(1)

@@ -8,10 +8,11 @@ from eset2fa.commands.options import limit_option, timeout_option, user_name_arg
 app = typer.Typer(help="Push requests: send, wait, list, approve, reject.", no_args_is_help=True)
 
 _FIELDS = ("id", "user", "state", "created_at", "expires_at", "decided_at", "decided_by")
+_SHOWN = (*_FIELDS[:2], "number", *_FIELDS[2:])  # `push show`: the number shown at login
 
 
 def _show_one(inv, request: dict) -> None:
-    inv.output.result(request, lambda: inv.output.fields([(k, request.get(k)) for k in _FIELDS]))
+    inv.output.result(request, lambda: inv.output.fields([(k, request.get(k)) for k in _SHOWN]))
 
 
 def announcer(inv, label: str):
@@ -19,8 +20,9 @@ def announcer(inv, label: str):
 
     def announce(request: dict) -> None:
         inv.output.notice(
-            f"{label} [bold]{request['id']}[/] sent to {request['user']}: approve the push that"
-            f" shows this ID. Waiting up to {request['timeout_seconds']} s..."
+            f"{label} [bold]{request['id']}[/], number [bold]{request['number']}[/], sent to "
+            f"{request['user']}: approve the push that shows this ID, picking this number. "
+            f"Waiting up to {request['timeout_seconds']} s..."
         )
 
     return announce
@@ -107,7 +109,8 @@ def approve(
 
     Without --token this is an administrator's decision (Write permission over the user is
     needed). With --token the token itself is the authority: it must be valid, unused and
-    unexpired (exit 8 otherwise).
+    unexpired (exit 8 otherwise); a request whose push linked to the answer page
+    (`server.public_url` set) is approved only by picking its number there, not by the token.
 
     Example:
         eset2fa push approve K7Q-4M2

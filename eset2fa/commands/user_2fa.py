@@ -4,6 +4,8 @@ They live apart from commands/user.py (accounts and permissions) and register on
 sub-app; cli._wire imports this module so they exist.
 """
 
+from collections.abc import Iterator
+
 import typer
 
 from eset2fa.commands.invocation import invocation, stdin_is_terminal
@@ -11,6 +13,7 @@ from eset2fa.commands.options import (
     all_option,
     from_file_option,
     group_option,
+    lines_of,
     qr_option,
     read_lines,
     render_bulk,
@@ -21,32 +24,89 @@ from eset2fa.commands.user import app
 from eset2fa.twofactor.states import Method
 
 
-def _names_from(inv, names: list[str] | None, from_file: str | None) -> list[str] | None:
+def _names_from(
+    inv, names: list[str] | None, from_file: str | None
+) -> tuple[list[str] | Iterator[str] | None, int]:
+    """The users asked for and how many: NAMEs, or the names in --from-file.
+
+    A file of more than CHUNK names is read twice rather than held: once to check every line
+    (an invalid name refuses the whole run before anything changes) and count them, then as the
+    bulk command reads it. Standard input can be read only once, so it is held.
+    """
     from eset2fa.errors import UsageError
 
     if from_file is None:
-        return names or None
+        return names or None, len(names or [])
     if names:
         raise UsageError("Give NAMEs or --from-file, not both.")
     from eset2fa.accounts import console_users
+    from eset2fa.twofactor.enrollment import CHUNK
 
-    entries, rejected = console_users.parse_user_lines(read_lines(from_file))
-    if rejected:
-        bad = ", ".join(f"line {r['line']}" for r in rejected[:5])
-        raise UsageError(f"{from_file}: invalid user names ({bad}).", "One name per line.")
-    return [entry.name for entry in entries]
+    def check(items) -> int:
+        count, bad = 0, []
+        for item in items:
+            if isinstance(item, dict):
+                bad.append(item)
+                if len(bad) == 5:
+                    break
+            else:
+                count += 1
+        if bad:
+            lines = ", ".join(f"line {r['line']}" for r in bad)
+            raise UsageError(f"{from_file}: invalid user names ({lines}).", "One name per line.")
+        return count
+
+    if from_file == "-":
+        entries, rejected = console_users.parse_user_lines(read_lines(from_file))
+        check(rejected)
+        return [entry.name for entry in entries], len(entries)
+    lines, _total = lines_of(from_file)
+    count = check(console_users.iter_user_lines(lines))
+    lines, _total = lines_of(from_file)
+    entries = console_users.iter_user_lines(lines)
+    if count <= CHUNK:
+        return [entry.name for entry in entries], count
+    return (entry.name for entry in entries), count
+
+
+def _sms_notices(inv, report) -> None:
+    """Stderr lines for the enrollment SMS `user enable` sent (or why none went out)."""
+    for sent in report.sms:
+        if "error" in sent:
+            inv.output.warn(
+                f"The enrollment SMS to {sent['name']} ({sent['sent_to']}) could not be sent: "
+                f"{sent['error']}"
+            )
+        else:
+            inv.output.notice(
+                f"Enrollment link sent by SMS to {sent['name']} ({sent['sent_to']}, "
+                f"{sent['transport']}); it works once, until {sent['expires_at']}."
+            )
+    if report.warning:
+        inv.output.warn(report.warning)
+
+
+def _sms_fields(report) -> dict:
+    fields: dict = {}
+    if report.sms:
+        fields["sms"] = report.sms
+    if report.warning:
+        fields["warning"] = report.warning
+    return fields
 
 
 def _bulk_summary(inv, report, verb: str, ok: tuple[str, ...]) -> None:
+    _sms_notices(inv, report)
     render_bulk(
         inv,
-        report.results,
+        report.outcomes,
         report.counts,
         ok=ok,
         columns=("name", "result"),
         title=f"Users not {verb}",
         summary=verb.capitalize(),
         empty="no users",
+        extra=_sms_fields(report),
     )
 
 
@@ -102,6 +162,9 @@ def enable(
     has 2FA enabled is a state conflict (exit 6). Many users (names, --group, --all,
     --from-file) are enabled in one transaction with a per-user result: users already enabled
     count as done (exit 0), and exit 1 if any user was not found or not yours to change.
+    With `server.public_url` set, each TOTP user with a phone number (--phone, or stored) gets a
+    one-time enrollment link by SMS (`eset2fa serve` shows the page); without it no SMS is sent
+    here, so the secret never travels by SMS from this command.
 
     Example:
         eset2fa user enable alice --method totp
@@ -115,11 +178,11 @@ def enable(
     from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
-    selected = _names_from(inv, names, from_file)
+    selected, asked = _names_from(inv, names, from_file)
     actor = inv.actor
     store = inv.store_for_change
-    single = selected is not None and len(selected) == 1 and from_file is None
-    total = enrollment.count_targets(store, selected, group, all_users)
+    single = from_file is None and asked == 1
+    total = asked or enrollment.count_targets(store, selected, group, all_users)
     with inv.output.progress(total, "Enabling 2FA") as advance:
         report = api.enable(
             store,
@@ -136,6 +199,11 @@ def enable(
         result = {**row, "state": "pending", "method": method.value}
         if report.uri:
             result["uri"] = report.uri
+        if report.sms:
+            result["sms"] = report.sms[0]
+        if report.warning:
+            result["warning"] = report.warning
+        _sms_notices(inv, report)
         if show_qr is None:
             show_qr = sys.stdout.isatty()
 
@@ -191,22 +259,22 @@ def disable(
     from eset2fa.twofactor import enrollment
 
     inv = invocation(ctx)
-    selected = _names_from(inv, names, from_file)
+    selected, asked = _names_from(inv, names, from_file)
     actor = inv.actor
     store = inv.store_for_change
     if from_file is not None:
         source = "standard input" if from_file == "-" else from_file
-        what = f"the {len(selected or [])} user(s) listed in {source}"
+        what = f"the {asked} user(s) listed in {source}"
     else:
         what = ", ".join(names) if names else (f"group {group}" if group else "all users")
     inv.confirm(f"Disable two-factor authentication for {what}? Secrets and phones are deleted.")
-    total = enrollment.count_targets(store, selected, group, all_users)
+    total = asked or enrollment.count_targets(store, selected, group, all_users)
     with inv.output.progress(total, "Disabling 2FA") as advance:
         report = api.disable(
             store, selected, actor=actor, group=group, all_users=all_users, progress=advance
         )
     ok = (enrollment.DISABLED, enrollment.ALREADY_DISABLED)
-    if selected is not None and len(selected) == 1 and from_file is None:
+    if from_file is None and asked == 1:
         row = enrollment.raise_for_single(report, selected[0], "disable")
         inv.output.result(
             row,

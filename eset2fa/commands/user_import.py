@@ -6,7 +6,7 @@ They register on the `user` sub-app like commands/user_2fa.py; cli.COMMANDS name
 import typer
 
 from eset2fa.commands.invocation import invocation
-from eset2fa.commands.options import all_option, read_lines, render_bulk
+from eset2fa.commands.options import all_option, lines_of, read_lines, render_bulk
 from eset2fa.commands.user import app
 
 
@@ -82,10 +82,13 @@ def import_(
     if user is not None and not google_authenticator:
         raise UsageError("--user applies to --google-authenticator only.")
     inv = invocation(ctx)
+    total = 0
     if otpauth is not None:
-        entries, source_format = imports.parse_otpauth(read_lines(otpauth)), "otpauth"
+        lines, total = lines_of(otpauth)  # parsed as the import goes: flat memory
+        entries, source_format = imports.iter_otpauth(lines), "otpauth"
     elif csv_file is not None:
-        entries, source_format = imports.parse_csv(read_lines(csv_file)), "csv"
+        lines, total = lines_of(csv_file)
+        entries, source_format = imports.iter_csv(lines), "csv"
     elif google_authenticator:
         if not paths:
             raise UsageError(
@@ -100,7 +103,9 @@ def import_(
         source_format = "migration"
     actor = inv.actor
     store = inv.store
-    with inv.output.progress(len(entries), "Importing") as advance:
+    if isinstance(entries, list):
+        total = len(entries)
+    with inv.output.progress(total, "Importing") as advance:
         report = imports.import_entries(
             store,
             actor,
@@ -145,6 +150,7 @@ def export(
         eset2fa user export --all --yes --json
     """
     from eset2fa.errors import UsageError
+    from eset2fa.output import Stream
     from eset2fa.twofactor import exports
 
     inv = invocation(ctx)
@@ -171,16 +177,16 @@ def export(
         )
 
     def human() -> None:
-        if not report.users:
+        if not report.count:
             inv.output.notice("No active TOTP users to export.")
-        for exported in report.users:
-            typer.echo(exported.uri)  # plain lines: never wrapped or cut, whatever the terminal
+        # Plain lines, never wrapped or cut whatever the terminal, written as they are read.
+        inv.output.lines(exported.uri for exported in report.users)
 
     inv.output.result(
         {
-            "count": len(report.users),
+            "count": report.count,
             "not_permitted": report.not_permitted,
-            "users": [exported.to_dict() for exported in report.users],
+            "users": Stream(exported.to_dict() for exported in report.users),
         },
         human,
     )

@@ -113,7 +113,8 @@ def reset_token(
     the configured SMS transport. The code expires after `reset.code_ttl_seconds` (600) and allows
     `reset.max_attempts` (5) tries. If the SMS cannot be sent (exit 7) no reset is recorded.
     With --confirm CODE: the right code gives the user a new secret; they become pending with a
-    new QR code (--json returns the otpauth URI). The old secret works until then, never after.
+    new QR code (--json returns the otpauth URI) and, with `server.public_url` set, a one-time
+    enrollment link by SMS to the stored phone. The old secret works until then, never after.
     The user can also enter the code at their next `eset2fa auth login`. A user without a stored
     phone uses `eset2fa user recover NAME --lost-phone` instead.
 
@@ -151,6 +152,17 @@ def reset_token(
             "from the new secret (the old one no longer works)"
         )
         _show_enrollment(inv, result["name"], result["uri"], show_qr)
+
+    sent = result.get("sms")
+    if sent and "error" in sent:
+        inv.output.warn(
+            f"The enrollment SMS to {sent['sent_to']} could not be sent: {sent['error']}"
+        )
+    elif sent:
+        inv.output.notice(
+            f"Enrollment link sent by SMS to {sent['sent_to']} ({sent['transport']}); it works "
+            f"once, until {sent['expires_at']}."
+        )
 
     inv.output.result(result, confirmed)
 

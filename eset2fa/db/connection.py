@@ -68,6 +68,9 @@ class Store:
         self.conn = conn
         self.path = path
         self.created = created  # True when this process created the file (first use)
+        # What the last verification on this connection may leave for the next one (the policy
+        # and the audit chain's last link, checked against data_version): eset2fa.twofactor.totp.
+        self.verify_memo = None
 
     def write(self) -> _WriteTransaction:
         """A write transaction taken up front (BEGIN IMMEDIATE): read-modify-write never races.
@@ -274,3 +277,22 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 def applied_migrations(conn: sqlite3.Connection) -> list[dict[str, str]]:
     rows = conn.execute("SELECT name, applied_at FROM schema_migrations ORDER BY name").fetchall()
     return [dict(row) for row in rows]
+
+
+def open_snapshot(store: Store) -> sqlite3.Connection:
+    """A second, read-only connection to the store holding a read transaction: it keeps seeing
+    the store as it is now, whatever is committed later (WAL readers keep their snapshot).
+
+    Opened while `store` holds its write lock and has written nothing yet, it sees exactly what
+    that transaction saw: `user export --all` audits the users it exports, commits, and then
+    streams those same users from the snapshot. The caller closes it.
+    """
+    conn = _connect(store.path, must_exist=True)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1 FROM users LIMIT 1").fetchall()  # the snapshot starts here
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -68,13 +68,32 @@ def insert(
     nonce_hash: str,
     transport: str,
     requested_by: str,
+    number: int | None = None,
+    choices: str | None = None,
+    needs_number: bool = False,
 ) -> bool:
-    """Store a new pending request; False when the ID is already taken (draw another)."""
+    """Store a new pending request; False when the ID is already taken (draw another).
+
+    `number` is the one shown at login, `choices` the answer page's three ("47,12,85"),
+    `needs_number` whether only the answer page (a number pick) may approve with the token.
+    """
     try:
         conn.execute(
             "INSERT INTO push_requests (id, user_id, created_at, expires_at, nonce_hash,"
-            " transport, requested_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (request_id, user_id, created_at, expires_at, nonce_hash, transport, requested_by),
+            " transport, requested_by, number, choices, needs_number)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                request_id,
+                user_id,
+                created_at,
+                expires_at,
+                nonce_hash,
+                transport,
+                requested_by,
+                number,
+                choices,
+                int(needs_number),
+            ),  # fmt: skip
         )
     except sqlite3.IntegrityError:
         return False

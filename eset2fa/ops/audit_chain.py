@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
 from eset2fa.db import audit_log as audit_rows
 
-GENESIS = "0" * 64
+# The links are stored as 32 bytes (64 hex digits before schema 10); what a row's MAC covers is
+# the previous link in hex, as it always was, so chains verify across the conversion.
+GENESIS = bytes(32)  # the link before the first row
+_GENESIS_HEX = "0" * 64
 KEYED_ACTION = "audit.keyed"  # the upgrade step's row: the rows before it were re-keyed as found
 _PAGE = 5000
 
@@ -51,8 +54,13 @@ class AuditEvent(NamedTuple):  # not a dataclass: start-up cost (see permissions
 _encode_details = json.JSONEncoder(sort_keys=True).encode
 
 
+def _hex(link: bytes | str) -> str:
+    """A stored link in hex (a text link is a row written before schema 10, or tampered with)."""
+    return link.hex() if isinstance(link, bytes) else link
+
+
 def _material(
-    prev_hash: str,
+    prev_hash: bytes | str,
     at: str,
     actor: str,
     action: str,
@@ -60,25 +68,28 @@ def _material(
     result: str,
     details_json: str,
 ) -> bytes:
-    return "\x1f".join((prev_hash, at, actor, action, target or "", result, details_json)).encode()
+    return "\x1f".join(
+        (_hex(prev_hash), at, actor, action, target or "", result, details_json)
+    ).encode()
 
 
-def _row_hash(mac, *fields) -> str:
+def _row_hash(mac, *fields) -> bytes:
     """The row's MAC: `mac` is the store's keyed HMAC template (MasterKey.audit_mac), copied so
     the key's padded blocks are hashed once per store, not once per row."""
     keyed = mac.copy()
     keyed.update(_material(*fields))
-    return keyed.hexdigest()
+    return keyed.digest()
 
 
 def _plain_hash(*fields) -> str:
-    """What a row's hash was before the chain was keyed (plain SHA-256): checked when re-keying."""
+    """What a row's hash was before the chain was keyed (plain SHA-256, in hex): checked when
+    re-keying and for a store that has no key yet."""
     import hashlib
 
     return hashlib.sha256(_material(*fields)).hexdigest()
 
 
-def _last_hash(conn: sqlite3.Connection) -> str:
+def _last_hash(conn: sqlite3.Connection) -> bytes | str:
     return audit_rows.last_hash(conn) or GENESIS
 
 
@@ -134,10 +145,11 @@ def record(
     result: str = "ok",
     details: dict | str | None = None,
     *,
-    prev_hash: str | None = None,
+    prev_hash: bytes | None = None,
     master=None,
-) -> None:
-    """Append one event (inside the caller's write transaction).
+) -> bytes:
+    """Append one event (inside the caller's write transaction); returns its hash, the chain's
+    new last link.
 
     `details`: a dict, or its JSON text exactly as `json.dumps(details, sort_keys=True)` writes it.
 
@@ -159,6 +171,7 @@ def record(
         details_json = _encode_details(details)
     digest = _row_hash(master.audit_mac, prev, at, actor, action, target, result, details_json)
     audit_rows.append(conn, (at, actor, action, target, result, details_json or None, prev, digest))
+    return digest
 
 
 def _fields(row) -> tuple:
@@ -178,7 +191,7 @@ def rechain(conn: sqlite3.Connection, mac) -> dict:
 
     Returns {"rows", "legacy_chain": "intact" or "broken", "legacy_first_bad_id"}.
     """
-    old_prev, new_prev = GENESIS, GENESIS
+    old_prev, new_prev = _GENESIS_HEX, GENESIS
     first_bad = None
     done, last_id = 0, 0
     while True:
@@ -188,11 +201,12 @@ def rechain(conn: sqlite3.Connection, mac) -> dict:
         updates = []
         for row in page:
             fields = _fields(row)
+            stored = _hex(row["hash"])
             if first_bad is None and (
-                row["prev_hash"] != old_prev or row["hash"] != _plain_hash(old_prev, *fields)
+                _hex(row["prev_hash"]) != old_prev or stored != _plain_hash(old_prev, *fields)
             ):
                 first_bad = row["id"]
-            old_prev = row["hash"]
+            old_prev = stored
             digest = _row_hash(mac, new_prev, *fields)
             updates.append((new_prev, digest, row["id"]))
             new_prev = digest
@@ -213,15 +227,27 @@ def list_events(
     since: str | None = None,
     action: str | None = None,
     limit: int | None = 100,
-) -> list[dict]:
-    """The newest `limit` matching rows (all when limit is None), oldest first."""
+    as_json: bool = False,
+) -> Iterator:
+    """The newest `limit` matching rows (all when limit is None), oldest first, streamed from the
+    query: `event_of` dicts, or with `as_json` the same as JSON texts, written by SQLite."""
+    if as_json:
+        return audit_rows.events_json(
+            store.conn, user=user, since=since, action=action, limit=limit
+        )
     rows = audit_rows.select_events(store.conn, user=user, since=since, action=action, limit=limit)
-    events = []
-    for row in reversed(rows):
-        event = dict(row)
-        event["details"] = json.loads(event["details"]) if event["details"] else {}
-        events.append(event)
-    return events
+    return map(event_of, rows)
+
+
+_EVENT_KEYS = ("id", "at", "actor", "action", "target", "result", "details")
+
+
+def event_of(row: tuple) -> dict:
+    """An audit row (id, at, actor, action, target, result, details JSON) as `audit list` shows
+    it: details parsed ({} when none)."""
+    event = dict(zip(_EVENT_KEYS, row, strict=True))
+    event["details"] = json.loads(event["details"]) if event["details"] else {}
+    return event
 
 
 def verify_chain(store: Store) -> dict:
@@ -237,15 +263,20 @@ def verify_chain(store: Store) -> dict:
     conn = store.conn
     keyed = keys.has_key(conn)
     mac = keys.for_store(store).audit_mac if keyed else None
-    prev = GENESIS
+    prev = GENESIS if keyed else _GENESIS_HEX
     checked = 0
     first_bad = None
     upgrades = []
     legacy_bad = None
     for row in audit_rows.chain(conn):
         fields = _fields(row)
-        expected = _row_hash(mac, prev, *fields) if keyed else _plain_hash(prev, *fields)
-        if row["prev_hash"] != prev or row["hash"] != expected:
+        if keyed:  # links as stored: bytes (a text link is not one this chain wrote)
+            link, stored = row["prev_hash"], row["hash"]
+            expected = _row_hash(mac, prev, *fields)
+        else:  # the plain chain of a store that has no key yet: compared in hex
+            link, stored = _hex(row["prev_hash"]), _hex(row["hash"])
+            expected = _plain_hash(prev, *fields)
+        if link != prev or stored != expected:
             first_bad = row["id"]
             break
         if keyed and row["action"] == KEYED_ACTION and row["actor"] == "system":
@@ -253,7 +284,7 @@ def verify_chain(store: Store) -> dict:
             upgrades.append({"id": row["id"], "at": row["at"], "rows": details.get("rows", 0)})
             if details.get("legacy_chain") == "broken" and legacy_bad is None:
                 legacy_bad = details.get("legacy_first_bad_id")
-        prev = row["hash"]
+        prev = stored
         checked += 1
     ok = first_bad is None and legacy_bad is None
     return {

@@ -1,7 +1,11 @@
 """Verified backups of the store, their manifests and retention, and restoring one.
 
 A backup is a consistent SQLite snapshot (online backup API, while other processes keep writing),
-written under a temporary name, fsynced, integrity-checked and only then renamed, mode 0600. Beside
+written under a temporary name, fsynced, checked and only then renamed, mode 0600. The copy is
+checked with `quick_check` (every page readable, every b-tree well formed: what a copy can get
+wrong); the full `integrity_check` (index contents against their tables, constraints) runs where
+it protects something: `db restore` before a backup replaces the store, and `db backups --verify`.
+`check="full"` runs it at backup time too. Beside
 it, `<backup>.json` is its manifest: time, reason, schema version, key fingerprint, SHA-256, user
 count and eset2fa version.
 
@@ -116,14 +120,16 @@ def create_backup(
     to: Path | None = None,
     *,
     actor: Actor | None = None,
-    check: str = "full",
+    check: str = "quick",
     pages: int = files.DEFAULT_STEP_PAGES,
     progress: files.Progress | None = None,
 ) -> dict:
     """Take a verified backup of `store`; returns its manifest plus `path` and `removed`.
 
-    `check` is "full" (PRAGMA integrity_check) or "quick" (PRAGMA quick_check: structure only,
-    not index contents; for very large stores). The default folder keeps the newest `backup.keep`
+    `check` is "quick" (PRAGMA quick_check: every page and b-tree, not index contents against
+    their tables) or "full" (PRAGMA integrity_check, which also compares them: seconds on a large
+    store; restore runs it in any case). The SHA-256 for the manifest is computed while the check
+    runs (both release the GIL). The default folder keeps the newest `backup.keep`
     backups of this database; a backup written elsewhere with `to` is never pruned.
 
     Only the Administrator and the local operator may write one elsewhere (`to`): a backup holds
@@ -148,13 +154,18 @@ def create_backup(
     tmp = files.partial_path(final)
     try:
         facts = files.copy_snapshot(store.path, tmp, pages=pages, progress=progress)
-        files.verify_file(
-            tmp,
-            quick=check == "quick",
-            subject=f"The copy of {store.path}",
-            hint="The database itself is damaged (the copy is page for page): run "
-            "`eset2fa db check`, and restore an earlier backup with `eset2fa db restore`.",
-        )
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            digest = pool.submit(files.sha256_file, tmp)
+            files.verify_file(
+                tmp,
+                quick=check == "quick",
+                subject=f"The copy of {store.path}",
+                hint="The database itself is damaged (the copy is page for page): run "
+                "`eset2fa db check`, and restore an earlier backup with `eset2fa db restore`.",
+            )
+            sha256 = digest.result()
         manifest = BackupManifest(
             format=MANIFEST_FORMAT,
             file=final.name,
@@ -162,7 +173,7 @@ def create_backup(
             reason=reason,
             schema_version=facts.schema_version,
             key_fingerprint=facts.key_fingerprint,
-            sha256=files.sha256_file(tmp),
+            sha256=sha256,
             size=tmp.stat().st_size,
             users=facts.users,
             eset2fa_version=__version__,
@@ -281,12 +292,13 @@ def _store_problem(path: Path) -> tuple[str, str] | None:
     return ("foreign schema", problem) if problem else None
 
 
-def describe_backup(path: Path, *, verify: bool = True) -> dict:
+def describe_backup(path: Path, *, verify: bool = True, integrity: bool = False) -> dict:
     """One backup as listed: its manifest, and whether the file still matches it.
 
     With `verify`, the SHA-256 is recomputed and the schema compared with eset2fa's own (the
     checks restore makes short of the full integrity_check and the key): anything but "ok" is a
-    backup that restore would refuse.
+    backup that restore would refuse. With `integrity` too, SQLite's full integrity_check, as
+    restore runs it (seconds per backup of a large store).
     """
     manifest = _read_manifest(path)
     entry = {
@@ -306,20 +318,37 @@ def describe_backup(path: Path, *, verify: bool = True) -> dict:
         entry["status"] = "checksum mismatch"
     elif problem := _store_problem(path):
         entry["status"], entry["detail"] = problem
+    elif integrity and (damage := _integrity_problem(path)):
+        entry["status"], entry["detail"] = "integrity check failed", damage
     else:
         entry["status"] = "ok"
     return entry
 
 
-def list_backups(store: Store | Path, *, verify: bool = True) -> list[dict]:
+def _integrity_problem(path: Path) -> str | None:
+    """What SQLite's full integrity_check finds wrong in the file, in a few words; None: ok."""
+    try:
+        files.verify_file(path, subject=path.name)
+    except StorageError as error:
+        return error.message
+    return None
+
+
+def list_backups(
+    store: Store | Path, *, verify: bool = True, integrity: bool = False
+) -> list[dict]:
     """The backups of a store (an open Store or just its path) in the default folder, newest first.
 
     A path is enough so that backups can be listed when the live database is corrupt. With
     `verify`, each file's SHA-256 is recomputed and its schema compared with eset2fa's; a problem
-    is the entry's `status` ("checksum mismatch", "foreign schema", ...).
+    is the entry's `status` ("checksum mismatch", "foreign schema", ...); with `integrity` each
+    also gets SQLite's full integrity_check ("integrity check failed").
     """
     db_path = Path(os.path.abspath(store.path if isinstance(store, Store) else store))
-    return [describe_backup(p, verify=verify) for p in reversed(_own_backups(db_path))]
+    return [
+        describe_backup(p, verify=verify, integrity=integrity)
+        for p in reversed(_own_backups(db_path))
+    ]
 
 
 # -- restore ------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ def init_store(path: Path, password: str | None) -> tuple[Store, str | None]:
             f"A database already exists at {path}.",
             "Use it as it is, or pass --db with a new path to create another store.",
         )
+    from eset2fa.accounts.passwords import profile_for_new_store
+
+    profile_for_new_store()  # a mistyped ESET2FA_ARGON2_PROFILE: exit 2 before a file is made
     store = open_store(path)
     generated = ensure_administrator(store, password)
     return store, generated

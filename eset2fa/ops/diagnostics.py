@@ -45,6 +45,21 @@ def _key(store) -> dict:
     return _check("key", OK, f"from {master.source}{named}, fingerprint {master.fingerprint}")
 
 
+def _passwords(store) -> dict:
+    from eset2fa.accounts import passwords
+
+    profile = passwords.configured_profile(store.conn)
+    detail = passwords.describe(profile)
+    if profile in passwords.CHEAP_PROFILES:
+        return _check(
+            "passwords",
+            WARNING,
+            f"{detail}: for test suites only; run `eset2fa config set {passwords.SETTING} "
+            f"{passwords.DEFAULT_PROFILE}` (hashes are redone at each user's next login)",
+        )
+    return _check("passwords", OK, detail)
+
+
 def configured_endpoints(conn) -> list[tuple[str, str | None, str]]:
     """(check name, URL or None when missing, the setting that holds it) for active transports."""
     from eset2fa.ops import settings
@@ -96,6 +111,7 @@ def run_checks(db_path: Path) -> dict:
     try:
         checks.append(_database(store))
         checks.append(_key(store))
+        checks.append(_passwords(store))
         timeout = min(3.0, settings.get(store.conn, "http.connect_timeout"))
         for name, url, key in configured_endpoints(store.conn):
             if not url:

@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from eset2fa.accounts import passwords
 from eset2fa.accounts.actors import Actor
 from eset2fa.accounts.permissions import require_admin
 from eset2fa.clock import now_iso
@@ -57,6 +58,14 @@ SETTINGS: dict[str, Setting] = {
         minimum=0,
         maximum=policy.PASSWORD_DELAY_CAP_SECONDS,
     ),
+    # Cost of new password hashes (each hash keeps its own; weaker ones are redone at the next
+    # successful login). `test` is for test suites only: `doctor` warns about it.
+    passwords.SETTING: Setting(
+        "choice",
+        passwords.DEFAULT_PROFILE,
+        "Argon2id cost of new password hashes (test: for test suites only)",
+        choices=tuple(passwords.PROFILES),
+    ),
     "totp.issuer": Setting("str", "eset2fa", "Issuer shown in authenticator apps"),
     # At most ±10 steps (±5 min): each step widens what a guess can hit, and every verification
     # computes 2 x window + 1 codes (a window of 10**9 would hang every login and accept anything).
@@ -96,6 +105,16 @@ SETTINGS: dict[str, Setting] = {
     ),
     "push.rate_window_seconds": Setting(
         "int", 600, "The window push.rate_limit counts over, in seconds", minimum=1
+    ),
+    "push.report_reject": Setting(
+        "bool",
+        False,
+        "Reject on the push answer page records 'reported by the user' in the audit log "
+        "(default: Reject only closes the request, as the source says)",
+    ),
+    # enrollment links (the server.public_url setting is declared with the server's, below)
+    "server.enroll_link_ttl_seconds": Setting(
+        "int", 900, "Seconds a one-time enrollment link sent by SMS stays valid", minimum=1
     ),
     # HTTP, shared by every network transport (never through a proxy, SPEC S11)
     "http.connect_timeout": Setting("float", 5.0, "Seconds to wait for a connection", minimum=0.1),
@@ -288,6 +307,12 @@ def get(conn: sqlite3.Connection, key: str) -> Any:
     """A setting's value (typed), or its default."""
     setting = setting_for(key)
     return _typed(setting, setting_rows.value(conn, key))
+
+
+def public_url(conn: sqlite3.Connection) -> str | None:
+    """`server.public_url` without a trailing slash, or None: where phones reach `eset2fa serve`."""
+    value = get(conn, "server.public_url")
+    return value.rstrip("/") if value else None
 
 
 def get_prefixed(conn: sqlite3.Connection, prefix: str) -> dict[str, str]:

@@ -22,14 +22,15 @@ def reset_password(
     user only the password changes. Returns (result, generated password or None); the generated
     password is never part of the result, so it cannot end up in --json output or the audit log.
     """
-    from eset2fa.accounts.passwords import generate_password, hash_password
+    from eset2fa.accounts.passwords import configured_profile, generate_password, hash_password
 
     target = user_rows.get(store.conn, name)
     permissions.require_write(store.conn, actor, target)
     generated = None
     if password is None:
         password = generated = generate_password()
-    password_hash = hash_password(password)  # validates the length before anything is written
+    # Validates the length before anything is written.
+    password_hash = hash_password(password, configured_profile(store.conn))
     backup_path = backup_first(store, f"reset-password {target['name']}", actor)
     with store.write() as conn:
         target = user_rows.get(conn, name)  # re-read under the write lock

@@ -150,9 +150,18 @@ def request_reset(store: Store, actor: Actor, name: str) -> dict:
 
 
 def confirm_reset(
-    store: Store, actor_label: str, name: str, code: str, *, actor: Actor | None = None
+    store: Store,
+    actor_label: str,
+    name: str,
+    code: str,
+    *,
+    actor: Actor | None = None,
+    send_link: bool = True,
 ) -> dict:
     """Check a token reset code; on success NAME gets a new secret and is pending (new QR).
+
+    With `server.public_url` set, the user then gets a one-time enrollment link by SMS to the
+    stored phone (`send_link=False`: the caller sends it itself, as the login does).
 
     `actor` (an admin, `user reset-token --confirm`) needs Write permission over NAME; without it
     the caller has already authenticated NAME themselves (`auth login`). Raises StateConflict (no
@@ -241,4 +250,10 @@ def confirm_reset(
             )
     if refusal is not None:
         raise refusal
+    if send_link:
+        from eset2fa.twofactor.enroll_links import send_enrollment_sms
+
+        sent = send_enrollment_sms(store, actor_label, target, target["phone"])
+        if sent is not None:
+            result["sms"] = sent
     return result

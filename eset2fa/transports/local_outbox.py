@@ -35,10 +35,17 @@ class OutboxPush(PushTransport):
     poll_seconds = 0.5
 
     def send_push(self, request: dict) -> Delivery:
-        # A push carries the request ID and the user's name, never the approval token.
+        # A push carries the request ID and the user's name. Without a public URL never the
+        # approval token; with one, the link to the answer page (which holds the token), so the
+        # body is then kept encrypted like an SMS with a code.
         body = f"Login request {request['id']} for {request['user']}: Approve or Reject"
+        link = request.get("link")
+        if link:
+            body = f"Login request {request['id']} for {request['user']}: answer at {link}"
         data = {"request_id": request["id"], "expires_at": request.get("expires_at")}
-        row_id = self.record("push", request["user"], request["user"], body, data)
+        row_id = self.record(
+            "push", request["user"], request["user"], body, data, sealed=bool(link)
+        )
         return Delivery(self.name, request["user"], reference=str(row_id))
 
     def wait_for_reply(self, request: dict, deadline: float) -> str | None:

@@ -8,6 +8,9 @@ carry the request ID shown at login. Two action buttons:
 - "Approve": an ntfy `http` action that POSTs the single-use approval token to
   `{server}/{ntfy.reply_topic}`, with `Authorization: Bearer <ntfy.reply_token>` when set (a
   write-only token for the reply topic: it travels to every phone);
+- with `server.public_url` set (number matching), "Answer" instead: a `view` action opening
+  `<public-url>/p/<id>?t=<token>`, also the notification's `click` URL; the page asks for the
+  number shown at login (`eset2fa.twofactor.push_approval`);
 - "Reject": a `broadcast` action, which stays on the phone (an Android intent) and only clears the
   notification: as the source says, rejecting sends no feedback, so nothing reaches the server and
   the request simply expires.
@@ -86,6 +89,11 @@ class NtfyPush(PushTransport):
         }
         if tokens["reply_token"]:
             approve["headers"] = {"Authorization": f"Bearer {tokens['reply_token']}"}
+        link = request.get("link")
+        if link:
+            # Number matching: the answer page is the only way to approve (a one-tap Approve
+            # would skip the number, and the core refuses the bare token for such a request).
+            approve = {"action": "view", "label": "Answer", "url": link, "clear": True}
         reject = {
             "action": "broadcast",
             "label": "Reject",
@@ -98,7 +106,7 @@ class NtfyPush(PushTransport):
                 f"User {request['user']}'s request topic would be the reply topic {reply_topic}.",
                 "Give ntfy.reply_topic a name outside ntfy.topic_prefix (default eset2fa_reply).",
             )
-        return {
+        message = {
             "topic": topic,
             "title": f"Login request {request['id']}",
             "message": (
@@ -109,6 +117,9 @@ class NtfyPush(PushTransport):
             "tags": ["lock"],
             "actions": [approve, reject],
         }
+        if link:
+            message["click"] = link  # tapping the notification opens the answer page
+        return message
 
     def send_push(self, request: dict) -> Delivery:
         from eset2fa.transports.http import call

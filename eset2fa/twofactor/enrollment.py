@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.clock import now_iso
 from eset2fa.db import Store
+from eset2fa.db import enroll_links as enroll_link_rows
 from eset2fa.db import recovery_codes as recovery_code_rows
 from eset2fa.db import token_resets as token_reset_rows
 from eset2fa.db import users as user_rows
@@ -26,6 +27,7 @@ from eset2fa.ops import audit_chain
 from eset2fa.secrets import keys
 from eset2fa.secrets.sealer import Sealer
 from eset2fa.twofactor import totp
+from eset2fa.twofactor.outcomes import Outcomes
 from eset2fa.twofactor.states import Method
 
 CHUNK = 5000
@@ -39,46 +41,59 @@ NOT_FOUND = "not_found"
 DENIED = "denied"
 
 
+def _outcomes() -> Outcomes:
+    return Outcomes(("name", "result"))
+
+
 @dataclass
 class BulkReport:
     """Per-user results, in the order the users were asked for (or by id), and counts."""
 
-    # (name, result) pairs: tuples, not dicts, so 100,000 results stay small in memory.
-    outcomes: list[tuple[str, str]] = field(default_factory=list)
+    # Held in memory up to a point, then in a temporary file: 1,000,000 results in flat memory.
+    outcomes: Outcomes = field(default_factory=_outcomes)
     uri: str | None = None  # the enrollment URI, only for a single-user TOTP enrollment
+    # Enrollment SMS sent (server.public_url set: one-time links), one dict per user with a phone.
+    sms: list[dict] = field(default_factory=list)
+    warning: str | None = None  # why no enrollment SMS went out although a phone was given
 
     @property
     def results(self) -> list[dict]:
-        return [{"name": name, "result": result} for name, result in self.outcomes]
+        return list(self.outcomes)
 
     @property
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for _name, result in self.outcomes:
-            counts[result] = counts.get(result, 0) + 1
-        return counts
+        return dict(self.outcomes.counts)
 
 
 def _target_chunks(
     conn: sqlite3.Connection,
-    names: list[str] | None,
+    names: Iterable[str] | None,
     group: str | None,
     all_users: bool,
-) -> tuple[Iterator[list[sqlite3.Row]], list[str]]:
-    """(chunks of rows found, names not found): rows in the order asked (names) or by id.
+) -> tuple[Iterator[list[sqlite3.Row]], Iterator[list[str]]]:
+    """(chunks of rows found, chunks of names not found): rows in the order asked (names) or by
+    id, each user once; names not found once each, in the order asked.
 
     With --group/--all the rows are read a chunk at a time (keyset pagination by id), so 100,000
-    users never sit in memory at once; each chunk is read in full before it is updated.
+    users never sit in memory at once; each chunk is read in full before it is updated. Names
+    given as a list (a Sequence) are matched in memory; names given as any other iterable (a file of
+    1,000,000 names, read as it goes) are matched in TEMP tables of the connection
+    (`eset2fa.db.users.ask_names`) and read back a chunk at a time.
     """
-    chosen = sum([bool(names), group is not None, all_users])
+    streamed = names is not None and not isinstance(names, Sequence)
+    chosen = sum([streamed or bool(names), group is not None, all_users])
     if chosen != 1:
         raise UsageError(
             "Give user NAMEs, --group G, --all or --from-file (exactly one way).",
             "Example: eset2fa user enable alice bob --method totp",
         )
+    if streamed:
+        user_rows.ask_names(conn, names)
+        return _asked_chunks(conn), _missing_chunks(conn)
     if names:
         rows, missing = _rows_by_name(conn, names)
-        return (rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)), missing
+        chunks = (rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK))
+        return chunks, iter([missing] if missing else [])
     first = user_rows.targets_page(conn, after_id=0, limit=CHUNK, group=group)
     if group is not None and not first:
         raise NotFound(f"No users in group {group!r}.", "List users with `eset2fa user list`.")
@@ -89,7 +104,21 @@ def _target_chunks(
             yield chunk
             chunk = user_rows.targets_page(conn, after_id=chunk[-1]["id"], limit=CHUNK, group=group)
 
-    return chunks(), []
+    return chunks(), iter([])
+
+
+def _asked_chunks(conn: sqlite3.Connection) -> Iterator[list[sqlite3.Row]]:
+    chunk = user_rows.asked_found_page(conn, after=0, limit=CHUNK)
+    while chunk:
+        yield chunk
+        chunk = user_rows.asked_found_page(conn, after=chunk[-1]["seq"], limit=CHUNK)
+
+
+def _missing_chunks(conn: sqlite3.Connection) -> Iterator[list[str]]:
+    chunk = user_rows.asked_missing_page(conn, after=0, limit=CHUNK)
+    while chunk:
+        yield [name for _seq, name in chunk]
+        chunk = user_rows.asked_missing_page(conn, after=chunk[-1][0], limit=CHUNK)
 
 
 def _rows_by_name(
@@ -110,11 +139,13 @@ def _rows_by_name(
 
 def count_targets(
     store: Store,
-    names: list[str] | None,
+    names: Iterable[str] | None,
     group: str | None,
     all_users: bool,
 ) -> int:
     """How many users a selection covers at most (the progress bar's total)."""
+    if names is not None and not isinstance(names, Sequence):
+        return 0  # streamed: the caller knows how many it gives
     if names:
         return len(names)
     if group is not None:
@@ -126,7 +157,7 @@ def enable(
     store: Store,
     actor: Actor,
     *,
-    names: list[str] | None = None,
+    names: Iterable[str] | None = None,
     group: str | None = None,
     all_users: bool = False,
     method: str = "totp",
@@ -143,7 +174,7 @@ def enable(
     if phone is not None:
         from eset2fa.twofactor.phones import normalize_phone
 
-        if not names or len(names) != 1:
+        if not isinstance(names, Sequence) or len(names) != 1:
             raise UsageError("--phone applies to one user at a time.", "Give exactly one NAME.")
         phone = normalize_phone(phone)
     from eset2fa.ops import settings
@@ -152,6 +183,9 @@ def enable(
     enabled_details = {"method": method}  # one object: the audit encodes it once
     single: sqlite3.Row | None = None
     secret: str | None = None
+    # Users to send the enrollment link to: TOTP users enabled now who have a phone number.
+    with_phone: list[tuple[sqlite3.Row, str]] = []
+    one_name = isinstance(names, Sequence) and len(names) == 1
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
@@ -180,30 +214,61 @@ def enable(
                 else:
                     result = ENABLED
                     todo.append(row)
-                report.outcomes.append((row["name"], result))
+                report.outcomes.add(row["name"], result)
                 details = enabled_details if result == ENABLED else None
                 events.append(
                     audit_chain.AuditEvent(actor.label, "user.enable", row["name"], result, details)
                 )
             secrets_by_id = _write_enabled(conn, todo, method, sealer)
-            if names and len(names) == 1 and len(todo) == 1:
+            if one_name and len(todo) == 1:
                 single, secret = todo[0], secrets_by_id.get(todo[0]["id"])
                 if phone is not None:
                     user_rows.set_phone(conn, single["id"], phone)
+                    if method == "totp":
+                        with_phone.append((single, phone))
+            elif method == "totp":
+                with_phone += [(row, row["phone"]) for row in todo if row["phone"] is not None]
             audit_chain.record_many(conn, events)
             if progress:
                 progress(len(rows))
-        audit_chain.record_many(
-            conn,
-            (audit_chain.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in missing),
-        )
-        report.outcomes += [(name, NOT_FOUND) for name in missing]
+        for part in missing:
+            audit_chain.record_many(
+                conn,
+                (audit_chain.AuditEvent(actor.label, "user.enable", n, NOT_FOUND) for n in part),
+            )
+            report.outcomes.extend((name, NOT_FOUND) for name in part)
+        user_rows.forget_asked(conn)
 
     if single is not None and secret is not None:
         report.uri = totp.provisioning_uri(secret, single["name"], issuer)
     if key is not None:
         keys.remember(store, key)
+    if with_phone:
+        _send_links(store, actor, report, with_phone)
     return report
+
+
+def _send_links(
+    store: Store, actor: Actor, report: BulkReport, users: list[tuple[sqlite3.Row, str]]
+) -> None:
+    """The source: users "receive a link via text message" as soon as 2FA is enabled for them.
+
+    Only with `server.public_url`: an SMS from here never carries the secret (without a public
+    URL the user gets the enrollment at the first login, as before).
+    """
+    from eset2fa.ops import settings
+    from eset2fa.twofactor.enroll_links import send_enrollment_sms
+
+    if settings.public_url(store.conn) is None:
+        report.warning = (
+            "No enrollment SMS sent: server.public_url is not set, and without it the SMS would "
+            "carry the secret (the user gets it at the first `eset2fa auth login`)."
+        )
+        return
+    for row, phone in users:
+        sent = send_enrollment_sms(store, actor.label, row, phone)
+        if sent is not None:
+            report.sms.append({"name": row["name"], **sent})
 
 
 def _write_enabled(
@@ -252,6 +317,7 @@ def reenroll(conn: sqlite3.Connection, store: Store, row: sqlite3.Row, method: s
     sealer = None
     if method == "totp":
         sealer = keys.load_key(conn, store.path, create=True).sealer
+    enroll_link_rows.delete(conn, row["id"])  # a link sent for the old secret must not show the new
     secret = _write_enabled(conn, [row], method, sealer).get(row["id"])
     if secret is None:
         return None
@@ -262,18 +328,21 @@ def disable(
     store: Store,
     actor: Actor,
     *,
-    names: list[str] | None = None,
+    names: Iterable[str] | None = None,
     group: str | None = None,
     all_users: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> BulkReport:
     """Turn 2FA off: clears the secret, phone, replay step, fail count and lock (audit kept)."""
     report = BulkReport()
+    outcomes = report.outcomes
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
-        todo, events, results = [], [], []
+        # A chunk at a time (cleared, then audited), inside the one transaction: memory stays
+        # flat at 1,000,000 users, and the audit rows are the same, in the same order.
         for rows in chunks:
+            todo, events = [], []
             for row in rows:
                 if not scope.covers(row["id"], row["group_name"]):
                     result = DENIED
@@ -282,18 +351,21 @@ def disable(
                 else:
                     result = DISABLED
                     todo.append(row["id"])
-                results.append((row["name"], result))
+                outcomes.add(row["name"], result)
                 events.append(
                     audit_chain.AuditEvent(actor.label, "user.disable", row["name"], result)
                 )
+            clear_second_factor(conn, todo)
+            audit_chain.record_many(conn, events)
             if progress:
                 progress(len(rows))
-        for name in missing:
-            events.append(audit_chain.AuditEvent(actor.label, "user.disable", name, NOT_FOUND))
-            results.append((name, NOT_FOUND))
-        clear_second_factor(conn, todo)
-        audit_chain.record_many(conn, events)
-    report.outcomes = results
+        for part in missing:
+            audit_chain.record_many(
+                conn,
+                (audit_chain.AuditEvent(actor.label, "user.disable", n, NOT_FOUND) for n in part),
+            )
+            outcomes.extend((name, NOT_FOUND) for name in part)
+        user_rows.forget_asked(conn)
     return report
 
 
@@ -305,6 +377,7 @@ def clear_second_factor(conn: sqlite3.Connection, user_ids: list[int]) -> None:
     user_rows.clear_two_factor(conn, user_ids)
     token_reset_rows.delete_for_users(conn, user_ids)
     recovery_code_rows.delete_for_users(conn, user_ids)
+    enroll_link_rows.delete_for_users(conn, user_ids)
 
 
 def raise_for_single(report: BulkReport, name: str, action: str) -> dict:

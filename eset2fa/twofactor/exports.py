@@ -10,13 +10,14 @@ exported, and each exported user is audited by name (never the secret), before a
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from eset2fa.accounts import permissions
 from eset2fa.accounts.actors import Actor
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
+from eset2fa.db.connection import open_snapshot
 from eset2fa.errors import NotFound, PermissionDenied, StateConflict, UsageError
 from eset2fa.ops import audit_chain
 from eset2fa.twofactor import totp
@@ -38,8 +39,24 @@ class ExportedUser(NamedTuple):
 
 
 class ExportReport(NamedTuple):
-    users: list[ExportedUser]
+    users: Iterable[ExportedUser]  # read once; with --all streamed from a snapshot of the store
+    count: int  # how many `users` yields
     not_permitted: int  # --all: active TOTP users outside the actor's Write permission
+
+
+def _exported(key, row, issuer: str) -> ExportedUser:
+    secret = base64.b32encode(key.open(row["secret"], totp.secret_context(row["id"])))
+    secret = secret.decode("ascii").rstrip("=")
+    parameters = totp.parameters_of(row)
+    return ExportedUser(
+        row["name"],
+        totp.provisioning_uri(secret, row["name"], issuer, **parameters),
+        secret,
+        parameters["algorithm"] or totp.ALGORITHM,
+        parameters["digits"] or totp.DIGITS,
+        parameters["period"] or totp.PERIOD_SECONDS,
+        issuer,
+    )
 
 
 def export_otpauth(
@@ -56,6 +73,12 @@ def export_otpauth(
     Named users must all exist (NotFound), be active TOTP users (StateConflict) and be within the
     actor's Write permission (PermissionDenied); nothing is exported otherwise. With `all_users`,
     users outside the actor's permission are left out and counted.
+
+    With `all_users` the users are streamed: the export is audited (and every secret checked to
+    open) a page at a time in one write transaction, and after it commits the same users are read
+    again from a snapshot taken inside that transaction, as the caller prints them. So 1,000,000
+    users are exported in flat memory, every one printed was audited, and a secret that does not
+    open stops the export before anything is printed.
     """
     from eset2fa.ops import settings
     from eset2fa.secrets import keys
@@ -66,49 +89,70 @@ def export_otpauth(
         )
     conn = store.conn
     scope = permissions.write_scope(conn, actor)
+    issuer = settings.get(conn, "totp.issuer")
+    details = {"format": output_format}  # one object: the audit encodes it once
     if names:
         rows = _named(conn, names, scope)
-        not_permitted = 0
-    else:
-        rows, not_permitted = [], 0
-        page = user_rows.exportable_page(conn, after_id=0, limit=PAGE)
-        while page:
-            for row in page:
-                if scope.covers(row["id"], row["group_name"]):
-                    rows.append(row)
-                else:
-                    not_permitted += 1
-            page = user_rows.exportable_page(conn, after_id=page[-1]["id"], limit=PAGE)
-    issuer = settings.get(conn, "totp.issuer")
-    key = keys.for_store(store) if rows else None
-    exported = []
-    for row in rows:
-        secret = base64.b32encode(key.open(row["secret"], totp.secret_context(row["id"])))
-        secret = secret.decode("ascii").rstrip("=")
-        parameters = totp.parameters_of(row)
-        exported.append(
-            ExportedUser(
-                row["name"],
-                totp.provisioning_uri(secret, row["name"], issuer, **parameters),
-                secret,
-                parameters["algorithm"] or totp.ALGORITHM,
-                parameters["digits"] or totp.DIGITS,
-                parameters["period"] or totp.PERIOD_SECONDS,
-                issuer,
+        key = keys.for_store(store) if rows else None
+        exported = [_exported(key, row, issuer) for row in rows]
+        with store.write() as write_conn:
+            audit_chain.record_many(
+                write_conn,
+                (
+                    audit_chain.AuditEvent(actor.label, "user.export", user.name, "ok", details)
+                    for user in exported
+                ),
             )
-        )
         if progress:
-            progress(1)
-    with store.write() as write_conn:
-        details = {"format": output_format}  # one object: the audit encodes it once
-        audit_chain.record_many(
-            write_conn,
-            (
-                audit_chain.AuditEvent(actor.label, "user.export", user.name, "ok", details)
-                for user in exported
-            ),
-        )
-    return ExportReport(exported, not_permitted)
+            progress(len(exported))
+        return ExportReport(exported, len(exported), 0)
+
+    key = None
+    count = not_permitted = 0
+    snapshot = None
+    try:
+        with store.write() as write_conn:
+            snapshot = open_snapshot(store)  # before anything is written: the same users
+            for page in _pages(write_conn):
+                events = []
+                for row in page:
+                    if not scope.covers(row["id"], row["group_name"]):
+                        not_permitted += 1
+                        continue
+                    if key is None:
+                        key = keys.for_store(store)
+                    key.open(row["secret"], totp.secret_context(row["id"]))  # fails here, not later
+                    events.append(
+                        audit_chain.AuditEvent(
+                            actor.label, "user.export", row["name"], "ok", details
+                        )
+                    )
+                count += len(events)
+                audit_chain.record_many(write_conn, events)
+    except BaseException:
+        if snapshot is not None:
+            snapshot.close()
+        raise
+
+    def users() -> Iterator[ExportedUser]:
+        try:
+            for page in _pages(snapshot):
+                for row in page:
+                    if scope.covers(row["id"], row["group_name"]):
+                        yield _exported(key, row, issuer)
+                if progress:
+                    progress(len(page))
+        finally:
+            snapshot.close()
+
+    return ExportReport(users(), count, not_permitted)
+
+
+def _pages(conn) -> Iterator[list]:
+    page = user_rows.exportable_page(conn, after_id=0, limit=PAGE)
+    while page:
+        yield page
+        page = user_rows.exportable_page(conn, after_id=page[-1]["id"], limit=PAGE)
 
 
 def _named(conn, names: list[str], scope: permissions.WriteScope) -> list:

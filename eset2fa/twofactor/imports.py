@@ -32,7 +32,9 @@ import binascii
 import csv
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +45,7 @@ from eset2fa.db import Store
 from eset2fa.db import users as user_rows
 from eset2fa.ops import audit_chain
 from eset2fa.twofactor import totp
+from eset2fa.twofactor.outcomes import Outcomes
 
 FORMATS = ("otpauth", "csv", "google-authenticator", "migration")
 
@@ -153,14 +156,18 @@ def _content_lines(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
 
 def parse_otpauth(lines: Iterable[str]) -> list[ImportEntry]:
     """One `otpauth://totp/[Issuer:]account?secret=...` per line."""
-    entries = []
+    return list(iter_otpauth(lines))
+
+
+def iter_otpauth(lines: Iterable[str]) -> Iterator[ImportEntry]:
+    """`parse_otpauth` an entry at a time, as the lines are read (1,000,000 lines in flat
+    memory)."""
     for number, text in _content_lines(lines):
         source = f"line {number}"
         try:
-            entries.append(_from_uri(text, source))
+            yield _from_uri(text, source)
         except _Refused as refused:
-            entries.append(_refusal(source, refused))
-    return entries
+            yield _refusal(source, refused)
 
 
 _URI_PARAMETERS = {"secret", "issuer", "algorithm", "digits", "period", "counter", "encoder"}
@@ -212,13 +219,27 @@ def _from_uri(text: str, source: str) -> ImportEntry:
 
 def parse_csv(lines: Iterable[str]) -> list[ImportEntry]:
     """`name,secret[,digits,period,algorithm]` per line; a first line `name,...` is a header."""
-    entries = []
-    numbered = list(_content_lines(lines))
-    for (number, _text), row in zip(numbered, csv.reader(t for _n, t in numbered), strict=True):
+    return list(iter_csv(lines))
+
+
+def iter_csv(lines: Iterable[str]) -> Iterator[ImportEntry]:
+    """`parse_csv` an entry at a time, as the lines are read."""
+    numbers: list[int] = []  # the line number of the text the csv reader reads next
+
+    def texts() -> Iterator[str]:
+        for number, text in _content_lines(lines):
+            numbers.append(number)
+            yield text
+
+    first = True
+    for row in csv.reader(texts()):
+        number = numbers.pop(0)
         source = f"line {number}"
         cells = [cell.strip() for cell in row]
-        if number == numbered[0][0] and cells and cells[0].lower() == "name":
+        if first and cells and cells[0].lower() == "name":
+            first = False
             continue  # the header
+        first = False
         try:
             if not 2 <= len(cells) <= 5:
                 raise _Refused("expected name,secret[,digits,period,algorithm]")
@@ -226,10 +247,9 @@ def parse_csv(lines: Iterable[str]) -> list[ImportEntry]:
             name = _user_name(cells[0])
             algorithm, digits, period = _parameters(cells[4], cells[2], cells[3], name)
             secret = _decode_secret(cells[1], name)
-            entries.append(ImportEntry(source, name, secret, algorithm, digits, period))
+            yield ImportEntry(source, name, secret, algorithm, digits, period)
         except _Refused as refused:
-            entries.append(_refusal(source, refused))
-    return entries
+            yield _refusal(source, refused)
 
 
 # -- google-authenticator-libpam files -------------------------------------------------------------
@@ -356,34 +376,48 @@ def _from_record(record, source: str) -> ImportEntry:
 # -- applying --------------------------------------------------------------------------------------
 
 
+RESULT_FIELDS = (
+    "source",
+    "name",
+    "result",
+    "reason",
+    "algorithm",
+    "digits",
+    "period",
+    "issuer",
+    "created",
+    "recovery_codes",
+)
+CHUNK = 5000  # entries planned and written per batch, inside the one transaction
+
+
 class ImportReport(NamedTuple):
-    results: list[dict]
+    # Outcomes of RESULT_FIELDS: past 10,000 results they wait in a temporary file.
+    results: Outcomes
     dry_run: bool
 
     @property
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.results:
-            counts[row["result"]] = counts.get(row["result"], 0) + 1
-        return counts
+        return dict(self.results.counts)
 
 
 def _result(
     entry: ImportEntry, result: str, reason: str | None = None, *, created: bool = False
-) -> dict:
+) -> tuple:
+    """One entry's result: the values of RESULT_FIELDS."""
     parsed = entry.secret is not None
-    return {
-        "source": entry.source,
-        "name": entry.name,
-        "result": result,
-        "reason": reason,
-        "algorithm": entry.algorithm if parsed else None,
-        "digits": entry.digits if parsed else None,
-        "period": entry.period if parsed else None,
-        "issuer": entry.issuer,
-        "created": created,
-        "recovery_codes": len(entry.scratch_codes) if parsed else 0,
-    }
+    return (
+        entry.source,
+        entry.name,
+        result,
+        reason,
+        entry.algorithm if parsed else None,
+        entry.digits if parsed else None,
+        entry.period if parsed else None,
+        entry.issuer,
+        created,
+        len(entry.scratch_codes) if parsed else 0,
+    )
 
 
 def _stored(entry: ImportEntry) -> tuple[str | None, int | None, int | None]:
@@ -398,77 +432,96 @@ def _stored(entry: ImportEntry) -> tuple[str | None, int | None, int | None]:
 def import_entries(
     store: Store,
     actor: Actor,
-    entries: list[ImportEntry],
+    entries: Iterable[ImportEntry],
     *,
     source_format: str,
     create_users: bool = False,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import the entries that can be, in one transaction; a result per entry, in their order."""
-    if dry_run:
-        return ImportReport(_plan(store.conn, actor, entries, create_users, dry_run=True)[0], True)
+    """Import the entries that can be, in one transaction; a result per entry, in their order.
+
+    The entries are planned and written CHUNK at a time inside that transaction, as they are
+    parsed, so 1,000,000 lines take flat memory; names already met are kept in a temporary table
+    of the connection, not in Python.
+    """
+    from eset2fa.accounts import permissions
     from eset2fa.secrets import keys
 
+    outcomes = Outcomes(RESULT_FIELDS)
     key = None
-    with store.write() as conn:
-        results, todo = _plan(conn, actor, entries, create_users, dry_run=False)
-        if todo:  # a store's first secret creates its key, as the first enrollment does
-            key = keys.load_key(conn, store.path, create=True)
-            _write(conn, actor, key.sealer, todo, source_format)
-        counts = ImportReport(results, False).counts
-        audit_chain.record(
-            conn, actor.label, "user.import", None, "ok", {"format": source_format, **counts}
-        )
-        if progress:
-            progress(len(entries))
+    entries = iter(entries)
+    # A dry run reads only (its name set is in the connection's TEMP database, not the store).
+    with nullcontext(store.conn) if dry_run else store.write() as conn:
+        scope = permissions.write_scope(conn, actor)
+        user_rows.start_name_set(conn)
+        try:
+            while batch := list(islice(entries, CHUNK)):
+                todo = _plan(conn, actor, scope, batch, create_users, outcomes, dry_run=dry_run)
+                if todo and not dry_run:
+                    # A store's first secret creates its key, as the first enrollment does.
+                    if key is None:
+                        key = keys.load_key(conn, store.path, create=True)
+                    _write(conn, actor, key.sealer, todo, source_format)
+                if progress:
+                    progress(len(batch))
+            if not dry_run:
+                audit_chain.record(
+                    conn,
+                    actor.label,
+                    "user.import",
+                    None,
+                    "ok",
+                    {"format": source_format, **outcomes.counts},
+                )
+        finally:
+            user_rows.drop_name_set(conn)
     if key is not None:
         keys.remember(store, key)
-    return ImportReport(results, False)
+    return ImportReport(outcomes, dry_run)
 
 
 def _plan(
     conn: sqlite3.Connection,
     actor: Actor,
+    scope,
     entries: list[ImportEntry],
     create_users: bool,
+    outcomes: Outcomes,
     *,
     dry_run: bool,
-) -> tuple[list[dict], list[tuple[ImportEntry, sqlite3.Row | None]]]:
-    """The result of every entry, and the (entry, existing row or None) pairs to write."""
-    from eset2fa.accounts import permissions
-
+) -> list[tuple[ImportEntry, sqlite3.Row | None]]:
+    """Each entry's result (added to `outcomes`), and the (entry, existing row or None) pairs to
+    write. A name met in an earlier batch is in the connection's name set."""
     names = list(dict.fromkeys(e.name for e in entries if e.refused is None))
     rows = {row["name"].lower(): row for row in user_rows.targets_named(conn, names)}
-    scope = permissions.write_scope(conn, actor)
+    seen: set[str] = user_rows.names_in_set(conn, names)
+    user_rows.add_to_name_set(conn, names)
     ok = WOULD_IMPORT if dry_run else IMPORTED
-    results: list[dict] = []
+    add = outcomes.add
     todo: list[tuple[ImportEntry, sqlite3.Row | None]] = []
-    seen: set[str] = set()
     for entry in entries:
         if entry.refused is not None:
-            results.append(_result(entry, entry.refused, entry.reason))
+            add(*_result(entry, entry.refused, entry.reason))
             continue
         key = entry.name.lower()
         row = rows.get(key)
         duplicate = key in seen
         seen.add(key)  # a later entry for this user is a duplicate, imported or not
         if duplicate:
-            results.append(_result(entry, DUPLICATE, "the same user appears earlier"))
+            add(*_result(entry, DUPLICATE, "the same user appears earlier"))
         elif row is None and not create_users:
-            results.append(_result(entry, NOT_FOUND, "no such user (--create-users adds them)"))
+            add(*_result(entry, NOT_FOUND, "no such user (--create-users adds them)"))
         elif row is None and not actor.is_admin:
-            results.append(_result(entry, DENIED, "only an administrator may create users here"))
+            add(*_result(entry, DENIED, "only an administrator may create users here"))
         elif row is not None and not scope.covers(row["id"], row["group_name"]):
-            results.append(_result(entry, DENIED, f"no Write permission over {row['name']}"))
+            add(*_result(entry, DENIED, f"no Write permission over {row['name']}"))
         elif row is not None and row["state"] != "disabled":
-            results.append(
-                _result(entry, ALREADY_ENABLED, f"2FA is {row['state']}: disable it first")
-            )
+            add(*_result(entry, ALREADY_ENABLED, f"2FA is {row['state']}: disable it first"))
         else:
             todo.append((entry, row))
-            results.append(_result(entry, ok, created=row is None))
-    return results, todo
+            add(*_result(entry, ok, created=row is None))
+    return todo
 
 
 def _write(

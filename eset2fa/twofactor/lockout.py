@@ -141,7 +141,7 @@ def check_password(
     - An unknown name, or a user without a password, costs one Argon2 hash like a wrong password
       and is neither delayed nor counted: there is no account a guess could open.
     """
-    from eset2fa.accounts.passwords import verify_password
+    from eset2fa.accounts import passwords
     from eset2fa.ops import settings
 
     row = user_rows.find(store.conn, name)
@@ -153,9 +153,17 @@ def check_password(
         delay = password_delay(row["password_failures"], base)
         if delay:
             time.sleep(delay)
+    profile = passwords.configured_profile(store.conn)
     ok = False
     if not locked_before:
-        ok = verify_password(row["password_hash"] if row is not None else None, password)
+        ok = passwords.verify_password(
+            row["password_hash"] if row is not None else None, password, profile
+        )
+    # A right password whose hash is weaker than the store's profile gets a new hash, made here
+    # (Argon2 takes up to a few hundred ms) and stored below if the password did not change.
+    stronger = None
+    if ok and passwords.needs_rehash(row["password_hash"], profile):
+        stronger = passwords.rehash(password, profile)
 
     target = row["name"] if row is not None else name
     who = actor or target
@@ -172,7 +180,11 @@ def check_password(
         if ok:
             if failures:
                 user_rows.set_password_failures(conn, row["id"], 0)
-            audit_chain.record(conn, who, action, target, results[0])
+            rehashed = stronger is not None and user_rows.replace_password_hash(
+                conn, row["id"], row["password_hash"], stronger
+            )
+            details = {"rehashed": profile} if rehashed else None
+            audit_chain.record(conn, who, action, target, results[0], details)
             return PasswordCheck(row, True, False, 0)
         counted = count_password_failure(conn, row["id"], failures, max_failures)
         details: dict = {"password_failures": counted.fail_count}

@@ -5,7 +5,8 @@ terminal. Steps:
 1. the password (a wrong password or unknown name fails alike: names cannot be probed); wrong
    passwords are counted and slowed down, and lock the account (`lockout.check_password`);
 2. for a user whose 2FA is `pending`: the phone number if none is stored yet (E.164, stored once),
-   the enrollment link (the otpauth URI) sent by SMS through the configured transport, and the QR
+   the enrollment SMS through the configured transport (a one-time link to the enrollment page
+   with `server.public_url`, else the otpauth URI: `enroll_links.send_enrollment_sms`), and the QR
    code shown;
 3. the one-time password, checked by `verify_otp` (wrong codes count toward the lockout).
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
-from eset2fa.errors import CheckFailed, DeliveryFailed, Locked, UsageError
+from eset2fa.errors import CheckFailed, Locked, UsageError
 from eset2fa.ops import audit_chain
 from eset2fa.recovery import codes as recovery_codes
 from eset2fa.recovery import token_reset
@@ -81,16 +82,24 @@ def _enroll_phone(store: Store, row, callbacks: LoginCallbacks) -> str:
     return phone
 
 
-def _send_link(store: Store, name: str, phone: str, uri: str, callbacks: LoginCallbacks) -> None:
-    from eset2fa.ops.delivery import sms_transport
+def _send_link(store: Store, row, phone: str, uri: str, callbacks: LoginCallbacks) -> str | None:
+    """The enrollment SMS (a one-time link, or the otpauth URI without server.public_url);
+    returns the warning when the SMS carried the secret."""
+    from eset2fa.twofactor.enroll_links import send_enrollment_sms
 
-    text = f"Two-factor enrollment for {name}: open this link with your authenticator app: {uri}"
-    try:
-        delivery = sms_transport(store).send_sms(phone, text, user=name)
-    except DeliveryFailed as error:
-        callbacks.notice(f"The enrollment SMS could not be sent ({error.message}).")
-        return
-    callbacks.notice(f"Enrollment link sent by SMS to {phone} ({delivery.transport}).")
+    sent = send_enrollment_sms(store, row["name"], row, phone, uri=uri)
+    if "error" in sent:
+        callbacks.notice(f"The enrollment SMS could not be sent ({sent['error']}).")
+        return None
+    if sent["carries"] == "link":
+        callbacks.notice(
+            f"Enrollment link sent by SMS to {phone} ({sent['transport']}): open it on the phone;"
+            f" it works once, until {sent['expires_at']}."
+        )
+        return None
+    callbacks.notice(f"Enrollment link sent by SMS to {phone} ({sent['transport']}).")
+    callbacks.notice(f"Warning: {sent['warning']}")
+    return sent["warning"]
 
 
 def _confirm_token_reset(store: Store, row, callbacks: LoginCallbacks):
@@ -103,7 +112,8 @@ def _confirm_token_reset(store: Store, row, callbacks: LoginCallbacks):
     for attempt in range(1, OTP_ATTEMPTS + 1):
         code = callbacks.ask_otp("Verification code from the token reset SMS")
         try:
-            token_reset.confirm_reset(store, row["name"], row["name"], code)
+            # The login sends the enrollment SMS itself, right after this.
+            token_reset.confirm_reset(store, row["name"], row["name"], code, send_link=False)
         except CheckFailed as error:
             if attempt == OTP_ATTEMPTS or not token_reset.has_pending_reset(store, row["id"]):
                 raise
@@ -128,20 +138,28 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
 
         def announce(request: dict) -> None:
             callbacks.notice(
-                f"Login request ID: {request['id']}. Approve the push that shows this ID "
+                f"Login request ID: {request['id']}, number {request['number']}. Approve the "
+                f"push that shows this ID and pick {request['number']} "
                 f"(within {request['timeout_seconds']} s)."
             )
 
         result = push_login(
             store, Actor(label=row["name"], user_id=row["id"]), row["name"], on_created=announce
         )
-        return {"name": row["name"], "state": result["state"], "second_factor": "push"}
+        return {
+            "name": row["name"],
+            "state": result["state"],
+            "second_factor": "push",
+            "request_id": result["id"],
+            "number": result["number"],
+        }
     if token_reset.has_pending_reset(store, row["id"]):
         row = _confirm_token_reset(store, row, callbacks)
+    warning = None
     if row["state"] == "pending":
         phone = row["phone"] or _enroll_phone(store, row, callbacks)
         uri = pending_uri(store, row)
-        _send_link(store, row["name"], phone, uri, callbacks)
+        warning = _send_link(store, row, phone, uri, callbacks)
         callbacks.show_enrollment(uri)
 
     for _attempt in range(OTP_ATTEMPTS):
@@ -157,7 +175,8 @@ def login(store: Store, name: str, password: str, callbacks: LoginCallbacks) -> 
         if result.accepted:
             if row["state"] == "pending" and result.state == "active":
                 _issue_recovery_codes(store, row, callbacks)
-            return {"name": row["name"], "state": result.state, "second_factor": factor}
+            done = {"name": row["name"], "state": result.state, "second_factor": factor}
+            return {**done, "warning": warning} if warning else done
         if result.locked:
             raise Locked(
                 f"Wrong one-time password; {row['name']} is now locked.",

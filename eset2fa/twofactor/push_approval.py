@@ -14,6 +14,17 @@ request is pending and unexpired.
 
 Pushes to one user are rate-limited (`push.rate_limit` per `push.rate_window_seconds`): a flood of
 requests meant to make a user tap Approve (push fatigue) is refused with exit code 8.
+
+Number matching (against push fatigue, and against whoever reads the push topic): every request
+gets a two-digit number that the login shows beside its ID, and two distinct decoys; the three are
+stored in a random order fixed at creation (a page reloaded with fresh decoys would give the right
+number away as the one that stays). With `server.public_url` set, the push links to
+`<public-url>/p/<id>?t=<token>`; that page (`eset2fa serve`) shows the ID and the three numbers:
+only the right pick approves, a wrong pick denies the request (audited), Reject closes it without
+access and, as the source says, records nothing more unless `push.report_reject` is true. Such a
+request (`needs_number`) can no longer be approved with the bare token (the ntfy Approve button,
+`push approve --token`): only by the pick, or by an administrator's `push approve ID`. The number is
+never put in the push, in the audit log or beside the token.
 """
 
 from __future__ import annotations
@@ -48,8 +59,19 @@ _TOKEN_RE = re.compile(
 )
 _FIELDS = (
     "id", "user", "created_at", "expires_at", "state", "transport", "requested_by",
-    "decided_at", "decided_by",
+    "decided_at", "decided_by", "number",
 )  # fmt: skip
+PAGE_PATH = "/p/"
+CHOICES = 3  # the right number and two decoys
+
+
+def _numbers() -> tuple[int, list[int]]:
+    """The number shown at login (10-99) and the page's three choices, in a random order."""
+    rng = secrets.SystemRandom()
+    picks = rng.sample(range(10, 100), CHOICES)  # distinct
+    number = picks[0]
+    rng.shuffle(picks)
+    return number, picks
 
 
 def _b64(data: bytes) -> str:
@@ -160,6 +182,8 @@ def create_request(
             )
             expires_unix = int(expires.timestamp())
             nonce = _b64(secrets.token_bytes(16))  # 128 bits
+            number, choices = _numbers()
+            public = settings.public_url(conn)
             for _attempt in range(10):
                 request_id = new_request_id()
                 if push_request_rows.insert(
@@ -171,6 +195,9 @@ def create_request(
                     nonce_hash=_nonce_hash(nonce),
                     transport=transport,
                     requested_by=actor.label,
+                    number=number,
+                    choices=",".join(map(str, choices)),
+                    needs_number=public is not None,
                 ):
                     break
                 # else an ID already taken (one in a billion): draw another
@@ -187,7 +214,7 @@ def create_request(
             f"Too many push requests for {user_name}: {recent} in the last {window} s.",
             "This limit protects against push fatigue; wait, or raise push.rate_limit.",
         )
-    return {
+    request = {
         "id": request_id,
         "user": user["name"],
         "created_at": to_iso(moment),
@@ -195,8 +222,23 @@ def create_request(
         "expires_unix": expires_unix,
         "timeout_seconds": seconds,
         "transport": transport,
+        "number": number,
         "token": token,
     }
+    if public is not None:
+        # The push carries this link (it holds the token): never the number.
+        request["link"] = f"{public}{PAGE_PATH}{request_id}?t={token}"
+    return request
+
+
+def for_transport(request: dict) -> dict:
+    """What a push transport gets: everything but the number (told only at the login screen)."""
+    return {key: value for key, value in request.items() if key != "number"}
+
+
+def without_secrets(request: dict) -> dict:
+    """A new request as its requester may see it: no token, and no link (it holds the token)."""
+    return {k: v for k, v in request.items() if k not in ("token", "link", "expires_unix")}
 
 
 def _token_problem(
@@ -226,10 +268,74 @@ def _token_problem(
     return None, token_id, row
 
 
+def answer_page(store: Store, request_id: str, token: str) -> dict | None:
+    """What the push answer page shows: {"id", "user", "choices", "expires_at"}; None when the
+    token is not a valid, unused, unexpired token of this pending request (the neutral page)."""
+    problem, _token_id, row = _token_problem(store, store.conn, token, request_id)
+    if problem is not None or row["choices"] is None:
+        return None
+    return {
+        "id": row["id"],
+        "user": row["user"],
+        "choices": [int(n) for n in row["choices"].split(",")],
+        "expires_at": row["expires_at"],
+    }
+
+
+# Outcomes of `answer`.
+APPROVED = "approved"
+WRONG_NUMBER = "wrong_number"
+REJECTED = "rejected"
+INVALID = "invalid"
+
+
+def answer(
+    store: Store, request_id: str, token: str, *, pick: str | None = None, reject: bool = False
+) -> str:
+    """The phone's answer on the push page, once: APPROVED (the right number), WRONG_NUMBER (the
+    request is denied, audited), REJECTED (closed; audited only with push.report_reject) or
+    INVALID (the neutral page: wrong, used or expired token, or another request's)."""
+    with store.write() as conn:
+        problem, token_id, row = _token_problem(store, conn, token, request_id)
+        if problem is None and row["choices"] is None:
+            problem = "request has no number to match"
+        if problem is not None:
+            target = row["user"] if row is not None else None
+            audit_chain.record(
+                conn, "push-page", "push.answer", target, "denied",
+                {"request": token_id, "reason": problem} if token_id else {"reason": problem},
+            )  # fmt: skip
+            return INVALID
+        stamp = to_iso(now())
+        if reject:
+            push_request_rows.decide(conn, row["id"], "rejected", stamp, "phone")
+            if settings.get(conn, "push.report_reject"):
+                audit_chain.record(
+                    conn, "push-page", "push.reject", row["user"], "reported",
+                    {"request": row["id"], "note": "reported by the user"},
+                )  # fmt: skip
+            return REJECTED
+        right = str(row["number"])
+        if pick is not None and hmac.compare_digest(str(pick).strip().encode(), right.encode()):
+            push_request_rows.decide(conn, row["id"], "approved", stamp, "number match")
+            audit_chain.record(
+                conn, "push-page", "push.approve", row["user"], "ok",
+                {"request": row["id"], "via": "number match"},
+            )  # fmt: skip
+            return APPROVED
+        push_request_rows.decide(conn, row["id"], "rejected", stamp, "wrong number")
+        audit_chain.record(
+            conn, "push-page", "push.answer", row["user"], "wrong_number", {"request": row["id"]}
+        )
+        return WRONG_NUMBER
+
+
 def approve_with_token(store: Store, token: str, *, request_id: str | None = None) -> dict:
     """Consume an approval token: valid once, while its request is pending and unexpired."""
     with store.write() as conn:
         problem, token_id, row = _token_problem(store, conn, token, request_id)
+        if problem is None and row["needs_number"]:
+            problem = "number matching required (answer on the push page)"
         target = row["user"] if row is not None else token_id
         if problem is None:
             push_request_rows.decide(conn, token_id, "approved", to_iso(now()), "token")
@@ -315,10 +421,10 @@ def send_and_wait(
     request = create_request(store, actor, name, timeout=timeout, transport=transport.name)
     request_id = request["id"]
     if on_created is not None:
-        on_created({k: v for k, v in request.items() if k != "token"})
+        on_created({k: v for k, v in request.items() if k not in ("token", "link")})
     try:
         try:
-            delivery = transport.send_push(request)
+            delivery = transport.send_push(for_transport(request))
         except DeliveryFailed as error:
             _expire(store, request_id, "delivery failed")
             with store.write() as conn:

@@ -47,7 +47,7 @@ def start(store: Store, actor: Actor, name: str) -> dict:
     transport = push_transport(store)
     request = push_approval.create_request(store, actor, row["name"], transport=transport.name)
     try:
-        delivery = transport.send_push(request)
+        delivery = transport.send_push(push_approval.for_transport(request))
     except DeliveryFailed as error:
         with store.write() as conn:
             push_request_rows.decide(conn, request["id"], "expired", now_iso(), "delivery failed")
@@ -61,8 +61,7 @@ def start(store: Store, actor: Actor, name: str) -> dict:
             conn, actor.label, "push.send", request["user"], "ok",
             {"request": request["id"], "transport": delivery.transport},
         )  # fmt: skip
-    shown = {key: value for key, value in request.items() if key not in ("token", "expires_unix")}
-    return {**shown, "state": "pending"}
+    return {**push_approval.without_secrets(request), "state": "pending"}
 
 
 def state(store: Store, actor: Actor, request_id: str) -> dict:

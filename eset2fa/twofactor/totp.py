@@ -248,53 +248,97 @@ def verify_otp(
     # The key is loaded before the write transaction. A wrong or missing key is raised only when a
     # secret must be opened (an unknown user is still "not found"), and then inside the
     # transaction, which rolls back: the file is left unchanged.
+    master = None
     key: object = None
     if well_formed:
         try:
-            key = keys.for_store(store).sealer
+            master = keys.for_store(store)
+            key = master.sealer
         except EncryptionKeyError as error:
             key = error
     moment = _moment(now)
     step = time_step(moment)
     outcome: VerifyResult | None = None
     refusal: Exception | None = None
+    memo: tuple | None = None
 
     with store.write() as conn:
-        row = user_rows.find_for_verify(conn, name)
-        # The chain's last hash, read by the same statement (None: no row; audit.record reads it).
-        prev = None if row is None else row.last_hash or audit_chain.GENESIS
+        row = user_rows.find_user_for_verify(conn, name)
         if row is None:
             audit_chain.record(conn, actor or name, action, name, "unknown_user")
             refusal = NotFound(f"No user named {name!r}.", "List users with `eset2fa user list`.")
-        elif row.state == "disabled" or row.secret is None:
-            audit_chain.record(
-                conn, actor or row.name, action, row.name, "not_enabled", prev_hash=prev
-            )
-            refusal = StateConflict(
-                f"{row.name} has no one-time password enabled"
-                + (" (they approve push requests)." if row.state != "disabled" else "."),
-                f"Enable it with `eset2fa user enable {row.name} --method totp`.",
-            )
-        elif row.locked:
-            audit_chain.record(conn, actor or row.name, action, row.name, "locked", prev_hash=prev)
-            refusal = lockout.locked_error(row.name)
         else:
-            if row.totp_period is not None:  # an imported secret with its own period
-                step = time_step(moment, row.totp_period)
-            well_formed = well_formed and len(code) == (row.totp_digits or DIGITS)
-            outcome = _decide(conn, row, key, code if well_formed else None, step, moment)
-            audit_chain.record(
-                conn,
-                actor or row.name,
-                action,
-                row.name,
-                "accepted" if outcome.accepted else "rejected",
-                _details_json(outcome),
-                prev_hash=prev,
-            )
+            rules, prev = _context(store.verify_memo, conn, row.data_version)
+            if row.state == "disabled" or row.secret is None:
+                last = audit_chain.record(
+                    conn,
+                    actor or row.name,
+                    action,
+                    row.name,
+                    "not_enabled",
+                    prev_hash=prev,
+                    master=master,
+                )
+                refusal = StateConflict(
+                    f"{row.name} has no one-time password enabled"
+                    + (" (they approve push requests)." if row.state != "disabled" else "."),
+                    f"Enable it with `eset2fa user enable {row.name} --method totp`.",
+                )
+            elif row.locked:
+                who = actor or row.name
+                last = audit_chain.record(
+                    conn, who, action, row.name, "locked", prev_hash=prev, master=master
+                )
+                refusal = lockout.locked_error(row.name)
+            else:
+                if row.totp_period is not None:  # an imported secret with its own period
+                    step = time_step(moment, row.totp_period)
+                well_formed = well_formed and len(code) == (row.totp_digits or DIGITS)
+                given = code if well_formed else None
+                outcome = _decide(conn, row, rules, key, given, step, moment)
+                last = audit_chain.record(
+                    conn,
+                    actor or row.name,
+                    action,
+                    row.name,
+                    "accepted" if outcome.accepted else "rejected",
+                    _details_json(outcome),
+                    prev_hash=prev,
+                    master=master,
+                )
+            memo = (row.data_version, rules, last)
+    if memo is not None:  # committed: what the next verification on this connection may reuse
+        store.verify_memo = _Memo(memo[0], conn.total_changes, memo[1], memo[2])
     if refusal is not None:
         raise refusal
     return outcome
+
+
+class _Memo(NamedTuple):
+    """What a committed verification leaves for the next one on the same connection: the policy
+    and the audit chain's last link, valid while nothing else was written since. Another
+    connection's commit (another process's `config set`, another verification's audit row)
+    changes the database's `data_version`; this connection's own writes change its
+    `total_changes`. Either one and the next verification reads both again."""
+
+    data_version: int
+    changes: int  # conn.total_changes after the commit
+    policy: policy.Policy
+    last_hash: bytes
+
+
+def _context(
+    memo: _Memo | None, conn: sqlite3.Connection, data_version: int
+) -> tuple[policy.Policy, bytes]:
+    """(policy, the chain's last link) inside the verification's write transaction."""
+    if (
+        memo is not None
+        and memo.data_version == data_version
+        and memo.changes == conn.total_changes
+    ):
+        return memo.policy, memo.last_hash
+    window, max_failures, last = user_rows.verify_context(conn)
+    return policy.from_stored(window, max_failures), last or audit_chain.GENESIS
 
 
 def _details_json(outcome: VerifyResult) -> str:
@@ -309,13 +353,14 @@ def _details_json(outcome: VerifyResult) -> str:
 
 def _decide(
     conn: sqlite3.Connection,
-    row: user_rows.VerifyRow,
+    row: user_rows.VerifyUser,
+    rules: policy.Policy,
     sealer,
     code: str | None,
     step: int,
     moment: float,
 ) -> VerifyResult:
-    window, max_failures = policy.from_stored(row.window, row.max_failures)
+    window, max_failures = rules
     reason = "malformed"
     matched = None
     if code is not None:

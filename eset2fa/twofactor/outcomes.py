@@ -1,0 +1,103 @@
+"""The per-item results of a bulk command (enable, disable, import), in order, and their counts.
+
+A bulk command on 1,000,000 users reports 1,000,000 results. Held as Python objects they cost
+about 120 bytes each, so memory would grow with the store: up to KEPT results are kept in memory,
+and beyond that they go, a batch at a time, to an unnamed temporary file (removed when closed or
+when the process ends; names, results and reasons only, never a secret). Reading them back gives
+dicts one at a time, so the command's output can be streamed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+KEPT = 10_000
+
+
+def _compact_encoder():
+    """json.dumps(value, ensure_ascii=False) for dicts of plain values, with the C encoder built
+    once: JSONEncoder.encode builds it again on every call, which at 1,000,000 results cost
+    more than the encoding."""
+    from json.encoder import c_make_encoder, encode_basestring
+
+    if c_make_encoder is None:  # no C accelerator: the standard way
+        return json.JSONEncoder(ensure_ascii=False).encode
+    # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys,
+    # allow_nan): what JSONEncoder(ensure_ascii=False) passes.
+    default = json.JSONEncoder().default  # raises TypeError, as json.dumps does
+    encoder = c_make_encoder({}, default, encode_basestring, None, ": ", ", ", False, False, True)
+    return lambda value: "".join(encoder(value, 0))
+
+
+_encode = _compact_encoder()
+
+
+class Outcomes:
+    """Results as tuples of `fields` (one of them "result", which is counted), in order."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self._result_at = fields.index("result")
+        self._held: list[tuple] = []
+        self._file: IO[str] | None = None
+        self._spilled = 0
+        self.counts: dict[str, int] = {}
+
+    def add(self, *values: Any) -> None:
+        self._held.append(values)
+        result = values[self._result_at]
+        self.counts[result] = self.counts.get(result, 0) + 1
+        if len(self._held) >= KEPT:
+            self._spill()
+
+    def extend(self, rows: Iterable[tuple]) -> None:
+        for values in rows:
+            self.add(*values)
+
+    def __len__(self) -> int:
+        return self._spilled + len(self._held)
+
+    def _spill(self) -> None:
+        # Written as each result's JSON text, the way --json prints it: the output copies the
+        # lines as they are instead of decoding and encoding 1,000,000 results again.
+        if self._file is None:
+            import tempfile
+
+            self._file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")
+        self._file.seek(0, 2)
+        fields = self.fields
+        self._file.write(
+            "".join(_encode(dict(zip(fields, v, strict=True))) + "\n" for v in self._held)
+        )
+        self._spilled += len(self._held)
+        self._held.clear()
+
+    def texts(self) -> Iterator[str]:
+        """Each result as compact JSON text (json.dumps' separators), in order; readable more
+        than once."""
+        if self._file is not None:
+            self._file.flush()
+            self._file.seek(0)
+            for line in self._file:
+                yield line[:-1]
+        fields = self.fields
+        for values in self._held:
+            yield _encode(dict(zip(fields, values, strict=True)))
+
+    def __iter__(self) -> Iterator[dict]:
+        """Each result as a dict of `fields`, in order; readable more than once."""
+        if self._file is not None:
+            self._file.flush()
+            self._file.seek(0)
+            for line in self._file:
+                yield json.loads(line)
+        fields = self.fields
+        for values in self._held:
+            yield dict(zip(fields, values, strict=True))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
