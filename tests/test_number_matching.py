@@ -119,7 +119,7 @@ def test_the_right_pick_approves_and_the_login_shows_id_and_number(cli, bob, sto
     assert push["token"] not in log and push["id"] not in log
     approve = sql("SELECT actor, result, details FROM audit WHERE action = 'push.approve'")
     assert [(r["actor"], r["result"]) for r in approve] == [("push-page", "ok")]
-    everything = audit_dump(sql)  # the chain's 32-byte links in hex
+    everything = audit_dump(sql)
     assert push["token"] not in everything
     assert f'"number": {number}' not in everything and f'"number":{number}' not in everything
 

@@ -323,3 +323,15 @@ def test_a_push_that_cannot_be_sent_is_502_and_expired(store, cli, sql, app_key,
     assert failed.status_code == 502 and failed.json()["error"]["code"] == "delivery_failed"
     assert [tuple(r) for r in sql("SELECT state FROM push_requests")] == [("expired",)]
     assert ("apikey:webapp", "pat", "failed") in _audit(sql, "push.send")
+
+
+def test_a_started_push_tells_the_application_the_number_and_never_the_token(
+    store, cli, app_key, pusher
+):
+    with running_server(store) as server:
+        started = _post(server, app_key, "/v1/push", {"user": "pat"}).json()
+    assert 10 <= started["number"] <= 99  # what the login screen shows (number matching)
+    assert not {"token", "link", "expires_unix"} & set(started)
+    message = cli("outbox", "--channel", "push", "--json").json()[-1]
+    text = message["body"].replace(started["id"], "")  # an ID may hold two digits by chance
+    assert str(started["number"]) not in text  # the push never carries the number

@@ -296,7 +296,7 @@ def m0010_audit_hashes_as_bytes(conn: sqlite3.Connection) -> None:
         conn.create_function("eset2fa_unhex", 1, None)
 
 
-def m_api_keys(conn: sqlite3.Connection) -> None:
+def m0011_api_keys(conn: sqlite3.Connection) -> None:
     # Keys of the applications that call the server's verification API (`eset2fa apikey`). The
     # key is `e2fa_<key_id>_<secret>`: `key_id` is public and finds the row, the secret (256
     # random bits) is kept only as its SHA-256. A revoked key's row is deleted (the audit log
@@ -317,7 +317,7 @@ def m_api_keys(conn: sqlite3.Connection) -> None:
     )
 
 
-def m_enroll_links_and_push_numbers(conn: sqlite3.Connection) -> None:
+def m0012_enroll_links_and_push_numbers(conn: sqlite3.Connection) -> None:
     # One-time enrollment links (`<public-url>/e/<token>`) sent by SMS instead of the secret: one
     # per user, a new link replaces the previous one; the token is `selector` + a verifier that is
     # stored only as its keyed hash (eset2fa.secrets.code_hash). And number matching for push
@@ -354,8 +354,8 @@ MIGRATIONS: list[Migration] = [
     ("0008_keyed_hashes", m0008_keyed_hashes),
     ("0009_totp_parameters", m0009_totp_parameters),
     ("0010_audit_hashes_as_bytes", m0010_audit_hashes_as_bytes),
-    ("0011_api_keys", m_api_keys),
-    ("0012_enroll_links_and_push_numbers", m_enroll_links_and_push_numbers),
+    ("0011_api_keys", m0011_api_keys),
+    ("0012_enroll_links_and_push_numbers", m0012_enroll_links_and_push_numbers),
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -183,9 +183,9 @@ def enable(
     enabled_details = {"method": method}  # one object: the audit encodes it once
     single: sqlite3.Row | None = None
     secret: str | None = None
-    one_name = isinstance(names, Sequence) and len(names) == 1
     # Users to send the enrollment link to: TOTP users enabled now who have a phone number.
     with_phone: list[tuple[sqlite3.Row, str]] = []
+    one_name = isinstance(names, Sequence) and len(names) == 1
     with store.write() as conn:
         chunks, missing = _target_chunks(conn, names, group, all_users)
         scope = permissions.write_scope(conn, actor)
