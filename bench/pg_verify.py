@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -85,7 +86,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     os.environ.setdefault("ESET2FA_KEY", "x" * 43)
-    os.environ["ESET2FA_HOME"] = tempfile.mkdtemp(prefix="eset2fa-bench-")
+    home = tempfile.mkdtemp(prefix="eset2fa-bench-")
+    os.environ["ESET2FA_HOME"] = home
+    try:
+        run(args)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def run(args) -> None:
     with pg_common.server() as server:
         url = pg_common.fresh_schema(server)
         store = setup(url)
