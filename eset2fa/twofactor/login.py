@@ -224,18 +224,11 @@ def push_login(
     the push is rejected or expires, DeliveryFailed (7) when it cannot be sent.
     """
     from eset2fa.clock import now_iso
-    from eset2fa.errors import PushDenied, StateConflict
+    from eset2fa.errors import PushDenied
     from eset2fa.twofactor import push_approval
+    from eset2fa.twofactor.push_start import require_push_user
 
-    row = user_rows.get(store.conn, name)
-    if row["state"] == "disabled" or row["method"] != "push":
-        raise StateConflict(
-            f"{row['name']} does not approve push requests"
-            + (f" (their method is {row['method']})." if row["method"] else " (2FA is off)."),
-            f"Enable it with `eset2fa user enable {row['name']} --method push`.",
-        )
-    if row["locked"]:
-        raise lockout.locked_error(row["name"])
+    row = require_push_user(store, name)
     try:
         request = push_approval.send_and_wait(
             store, actor, row["name"], timeout=timeout, on_created=on_created

@@ -21,8 +21,9 @@ from eset2fa.ops import audit_chain
 from eset2fa.twofactor import lockout, push_approval
 
 
-def _require_push_user(store: Store, name: str):
-    """The user's row, if they approve pushes and are not locked (as `auth push` requires)."""
+def require_push_user(store: Store, name: str):
+    """The user's row, if they approve pushes and are not locked (`auth push`, `auth login`,
+    `POST /v1/push`); StateConflict or Locked otherwise."""
     row = user_rows.get(store.conn, name)
     if row["state"] == "disabled" or row["method"] != "push":
         raise StateConflict(
@@ -43,7 +44,7 @@ def start(store: Store, actor: Actor, name: str) -> dict:
     """
     from eset2fa.ops.delivery import push_transport
 
-    row = _require_push_user(store, name)
+    row = require_push_user(store, name)
     transport = push_transport(store)
     request = push_approval.create_request(store, actor, row["name"], transport=transport.name)
     try:
