@@ -277,3 +277,15 @@ def test_without_psycopg_one_line_names_the_extra(tmp_path, pg_url):
     assert run.returncode == 9
     lines = errors_in(run)
     assert len(lines) == 2 and "eset2fa[postgres]" in run.stderr
+
+
+def test_user_names_complete_from_a_postgresql_store(cli, store):
+    from test_completion import complete
+
+    for name in ("alice", "alina", "bob"):
+        assert cli("user", "add", name).exit_code == 0
+    result = complete("user", "status", "al", env={"ESET2FA_DB": str(store)})
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.split() == ["alice", "alina"]
+    wrong = str(store).replace(schema_of(str(store)), "nothing_here")  # no store there: no names
+    assert complete("user", "status", "al", env={"ESET2FA_DB": wrong}).stdout.split() == []

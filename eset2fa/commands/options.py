@@ -28,7 +28,9 @@ def complete_user_names(ctx: typer.Context, incomplete: str) -> list[str]:
             from eset2fa.paths import default_db_path
 
             db = default_db_path()
-        return names_for_completion(Path(db).expanduser(), incomplete)
+        from eset2fa.db.location import parse
+
+        return names_for_completion(parse(str(db)), incomplete)  # a file or a PostgreSQL URL
     except Exception:  # completion must never fail: no suggestions instead
         return []
 

@@ -491,8 +491,9 @@ def names_starting_with(
     ]
 
 
-def names_for_completion(path: Path, prefix: str, limit: int = COMPLETION_LIMIT) -> list[str]:
-    """`names_starting_with` on the store at `path`, for a shell's TAB.
+def names_for_completion(path, prefix: str, limit: int = COMPLETION_LIMIT) -> list[str]:
+    """`names_starting_with` on the store at `path` (a file, or a PostgreSQL location), for a
+    shell's TAB.
 
     The file is opened only if it exists and never created (SQLite's mode=rw without create),
     and the connection is query_only. mode=rw rather than mode=ro: a read-only connection to a
@@ -502,6 +503,14 @@ def names_for_completion(path: Path, prefix: str, limit: int = COMPLETION_LIMIT)
     """
     from urllib.parse import quote
 
+    if not isinstance(path, Path):  # a PostgreSQL store: opened without creating anything
+        from eset2fa.db.connection import open_store
+
+        store = open_store(path, create=False)
+        try:
+            return names_starting_with(store.conn, prefix, limit)
+        finally:
+            store.close()
     if not path.is_file():
         return []
     try:
