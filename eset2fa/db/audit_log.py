@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 
+from eset2fa.db.dialect import dialect
+
 # The chain's last hash. The verification path reads it as a sub-select of its user query
 # (eset2fa.db.users), saving a round trip on every attempt.
 LAST_HASH_SQL = "SELECT hash FROM audit ORDER BY id DESC LIMIT 1"
@@ -57,9 +59,13 @@ def _events_query(
     return f"SELECT {columns} FROM ({newest}) AS newest ORDER BY id", params
 
 
-def _plain_rows(conn: sqlite3.Connection, sql: str, params: Sequence) -> Iterator[tuple]:
-    # Plain tuples a batch at a time: sqlite3.Row and a call per row cost more than SQLite's
-    # own work on a long listing.
+def plain_rows(conn: sqlite3.Connection, sql: str, params: Sequence) -> Iterator[tuple]:
+    """The query's rows as plain tuples, fetched a batch at a time (sqlite3.Row and a call per
+    row cost more than SQLite's own work on a long listing); on PostgreSQL from a server-side
+    cursor, so that long listings stay flat in memory there too."""
+    if dialect(conn) == "postgresql":
+        yield from conn.stream(sql, params)
+        return
     cursor = conn.cursor()
     cursor.row_factory = None
     cursor.execute(sql, params)
@@ -83,7 +89,7 @@ def select_events(
     sql, params = _events_query(
         "id, at, actor, action, target, result, details", user, since, action, limit
     )
-    return _plain_rows(conn, sql, params)
+    return plain_rows(conn, sql, params)
 
 
 # One row as JSON text, exactly as json.dumps writes the dict eset2fa.ops.audit_chain.event_of
@@ -110,7 +116,7 @@ def events_json(
 ) -> Iterator[str]:
     """The same rows as JSON texts (EVENT_JSON), oldest first, streamed."""
     sql, params = _events_query(EVENT_JSON, user, since, action, limit)
-    for (text,) in _plain_rows(conn, sql, params):
+    for (text,) in plain_rows(conn, sql, params):
         if "\\u" in text:
             # Stored details escape non-ASCII (\u00e9); the listing writes characters as they
             # are (ensure_ascii=False), so such a row is decoded and written again.

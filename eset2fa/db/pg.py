@@ -352,6 +352,29 @@ class PgConnection:
             raise
         return cursor
 
+    def stream(self, sql: str, params: object = (), size: int = 1000):
+        """The query's rows as plain tuples from a server-side cursor, `size` at a time, so a
+        listing of 1,000,000 rows holds one batch in memory (a plain cursor holds them all). A
+        named cursor lives in a transaction: outside one, a read-only one opened for it."""
+        import psycopg
+
+        text, order = translate(sql)
+        self.flush_begin()
+        try:
+            with contextlib.ExitStack() as stack:
+                if not self.in_transaction:
+                    stack.enter_context(self.raw.transaction())
+                cursor = stack.enter_context(
+                    self.raw.cursor(
+                        name=f"eset2fa_stream_{next(_stream_ids)}", row_factory=psycopg_tuple_row()
+                    )
+                )
+                cursor.itersize = size
+                cursor.execute(text, _reorder(params, order) or ())
+                yield from cursor
+        except psycopg.Error as exc:
+            raise _as_sqlite_error(exc, self.db_path) from None
+
     def cursor(self) -> _Cursor:
         """A cursor as sqlite3's: `row_factory = None` for plain tuples, execute, fetch."""
         return _Cursor(self)
@@ -425,6 +448,9 @@ class _Cursor:
     def close(self) -> None:
         if self._cursor is not None:
             self._cursor.close()
+
+
+_stream_ids = itertools.count(1)
 
 
 def psycopg_tuple_row():

@@ -7,11 +7,11 @@ and write. Functions that change rows run inside the caller's write transaction 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from eset2fa.db.audit_log import LAST_HASH_SQL
+from eset2fa.db.audit_log import LAST_HASH_SQL, plain_rows
 from eset2fa.db.dialect import dialect
 from eset2fa.errors import NotFound
 
@@ -227,19 +227,6 @@ def _status_query(
     return sql, params
 
 
-def _plain_rows(conn: sqlite3.Connection, sql: str, params: Sequence) -> Iterator[tuple]:
-    """The query's rows as plain tuples, fetched a batch at a time (sqlite3.Row and a call per
-    row cost more than SQLite's own work on a long listing)."""
-    cursor = conn.cursor()
-    cursor.row_factory = None
-    cursor.execute(sql, params)
-    while True:
-        batch = cursor.fetchmany(1000)
-        if not batch:
-            return
-        yield from batch
-
-
 def select_status(
     conn: sqlite3.Connection,
     *,
@@ -267,7 +254,7 @@ def status_tuples(
     sql, params = _status_query(
         "name, group_name, state, method, locked, fail_count", group, state, locked, limit
     )
-    return _plain_rows(conn, sql, params)
+    return plain_rows(conn, sql, params)
 
 
 # One user's status as JSON text, exactly as json.dumps writes the dict
@@ -292,7 +279,7 @@ def status_json(
 ) -> Iterator[str]:
     """The same users' status as JSON texts (STATUS_JSON), streamed (`user list --json`)."""
     sql, params = _status_query(STATUS_JSON, group, state, locked, limit)
-    for (text,) in _plain_rows(conn, sql, params):
+    for (text,) in plain_rows(conn, sql, params):
         yield text
 
 
