@@ -219,7 +219,10 @@ def _calls(function: ast.FunctionDef) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(("where", "expected"), list(THROUGH_API.items()), ids=str)
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [pytest.param(where, expected, id=":".join(where)) for where, expected in THROUGH_API.items()],
+)
 def test_the_cli_commands_call_through_the_api(where, expected):
     filename, command = where
     wanted, forbidden = expected

@@ -84,6 +84,8 @@ def test_the_configured_timeout_fails_a_hanging_test_and_the_suite_goes_on(tmp_p
             str(tmp_path),
             "-o",
             "timeout=2",  # the configured 120 s, shortened for this test
+            "-n",
+            "0",  # in this process: -s shows the fixture's print, which a worker would swallow
             "-s",
             str(target),
         ],
