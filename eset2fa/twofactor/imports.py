@@ -37,6 +37,7 @@ from contextlib import nullcontext
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit  # imported by pathlib already
 
 from eset2fa.accounts.actors import Actor
 from eset2fa.accounts.console_users import NAME_PATTERN
@@ -179,8 +180,6 @@ def _from_uri(text: str, source: str) -> ImportEntry:
     Not pyotp.parse_uri: since pyotp 2.10 it refuses secrets under 112 bits, and
     google-authenticator-libpam's own otpauth links carry 80-bit secrets.
     """
-    from urllib.parse import parse_qsl, unquote, urlsplit
-
     parts = urlsplit(text)
     if parts.scheme.lower() != "otpauth":
         raise _Refused("not an otpauth:// URI")
