@@ -1,3 +1,4 @@
-from eset2fa.cli import app
+from eset2fa.commands.entry import main
 
-app(prog_name="eset2fa")
+if __name__ == "__main__":
+    main()

@@ -1,16 +1,16 @@
 """The command line: global options, sub-app wiring, and the one place errors are rendered."""
 
 import copy
-import errno
-import sqlite3
 from collections.abc import Iterator, MutableMapping
 
 import typer
 from typer.core import TyperGroup
 
 from eset2fa import __version__
-from eset2fa.commands.invocation import Invocation
-from eset2fa.errors import Eset2faError, ExitCode, StorageError, UsageError
+from eset2fa.commands.arguments import hoist_global_options, json_requested
+from eset2fa.commands.failures import INTERRUPTED, as_error
+from eset2fa.commands.invocation import Invocation, store_location
+from eset2fa.errors import Eset2faError, ExitCode, UsageError
 from eset2fa.output import Output
 
 try:  # typer carries its own copy of click (typer._click) since 0.2x; already imported by typer
@@ -19,48 +19,6 @@ try:  # typer carries its own copy of click (typer._click) since 0.2x; already i
 except ImportError:  # pragma: no cover - a typer that still runs on click itself
     from click.exceptions import NoArgsIsHelpError
     from click.exceptions import UsageError as ClickUsageError
-
-# Global flags a person naturally types after the command (`user status alice --json`): they are
-# moved in front of the command before parsing, so they work in either place.
-_GLOBAL_FLAGS = {"--json", "--yes", "-y", "--as-password-stdin"}
-_GLOBAL_OPTIONS = {"--db", "--as", "--as-otp"}
-
-
-_TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}  # what click accepts as true for a flag
-
-
-def json_requested(args: list[str]) -> bool:
-    """--json or ESET2FA_JSON, read from the raw arguments: for a usage error found before the
-    options were parsed (an unknown or incomplete root option), when no parsed value exists."""
-    import os
-
-    options = args[: args.index("--")] if "--" in args else args
-    if "--json" in options:
-        return True
-    return os.environ.get("ESET2FA_JSON", "").strip().lower() in _TRUE_WORDS
-
-
-def hoist_global_options(args: list[str]) -> list[str]:
-    front, rest = [], []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        name = arg.split("=", 1)[0]
-        if arg in _GLOBAL_FLAGS:
-            front.append(arg)
-        elif name in _GLOBAL_OPTIONS and "=" in arg:
-            front.append(arg)
-        elif arg in _GLOBAL_OPTIONS and i + 1 < len(args):
-            front.extend(args[i : i + 2])
-            i += 1
-        else:
-            rest.append(arg)
-        i += 1
-    return front + rest
-
 
 # The command groups, loaded on demand: a status check imports and builds only `user`, not every
 # group (building all of them costs more than the check itself). name -> (module, attribute,
@@ -235,20 +193,6 @@ class Eset2faGroup(TyperGroup):
                 raise
             _render(ctx, _usage_error(error))
             raise typer.Exit(int(ExitCode.USAGE)) from None
-        except Eset2faError as error:
-            _render(ctx, error)
-            raise typer.Exit(int(error.exit_code)) from None
-        except sqlite3.DatabaseError as exc:
-            # "database disk image is malformed", "file is not a database", a lock held too long...
-            if "readonly" in str(exc) or "unable to open" in str(exc):
-                hint = "Check that you may write the database file and its directory."
-            else:
-                hint = (
-                    "Run `eset2fa db check`; if it is corrupt, restore with `eset2fa db restore`."
-                )
-            error = StorageError(f"The database could not be read or written ({exc}).", hint)
-            _render(ctx, error)
-            raise typer.Exit(int(error.exit_code)) from None
         except KeyboardInterrupt:
             _interrupted(ctx)
         except typer.Abort as abort:
@@ -257,27 +201,13 @@ class Eset2faGroup(TyperGroup):
             if isinstance(abort.__context__, KeyboardInterrupt):
                 _interrupted(ctx)
             raise
-        except UnicodeError:
-            # Bytes that are not UTF-8 in an argument or a file reach Python as lone surrogates
-            # and fail where text meets SQLite or a file; the value itself is not echoed.
-            error = UsageError(
-                "Some input is not valid UTF-8 text.",
-                "Names, codes and values must be UTF-8: check the arguments and any file or "
-                "standard input given.",
-            )
-            _render(ctx, error)
-            raise typer.Exit(int(error.exit_code)) from None
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                raise  # `eset2fa user list | head`: typer ends quietly when the reader goes away
-            # A file the command had to create, read or replace (a missing or read-only directory,
-            # a path through a regular file): one line and exit 9, never a traceback. Only the
-            # path and the system's reason are shown, never the data being written.
-            where = f" on {exc.filename}" if exc.filename else ""
-            error = StorageError(
-                f"A file operation failed{where}: {exc.strerror or type(exc).__name__}.",
-                "Check that the directory exists and that you may write there.",
-            )
+        except Exception as exc:
+            # Our errors, and a database, file or UTF-8 failure from below: rendered once (see
+            # commands/failures.py). EPIPE (`eset2fa user list | head`) and bugs go on: typer
+            # ends quietly when the reader goes away; a bug shows its traceback.
+            error = as_error(exc)
+            if error is None:
+                raise
             _render(ctx, error)
             raise typer.Exit(int(error.exit_code)) from None
         finally:
@@ -288,7 +218,7 @@ class Eset2faGroup(TyperGroup):
 
 def _interrupted(ctx) -> None:
     """Ctrl-C: one line on stderr and exit 130 (SPEC §3); a write in progress was rolled back."""
-    _output(ctx).notice("\nInterrupted.")
+    _output(ctx).notice(INTERRUPTED)
     raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
 
@@ -386,18 +316,8 @@ def main(
         eset2fa user enable alice --method totp
         eset2fa user status alice --require active --json
     """
-    if db:
-        from eset2fa.db.location import parse  # a file path, or a PostgreSQL URL
-
-        db_path = parse(db)
-    else:
-        from eset2fa.paths import (
-            default_db_path,  # platformdirs costs ~10 ms; --db/ESET2FA_DB skip it
-        )
-
-        db_path = default_db_path()
     ctx.obj = Invocation(
-        db_path=db_path,
+        db_path=store_location(db),
         json_mode=json_mode,
         as_name=as_name,
         as_password_stdin=as_password_stdin,

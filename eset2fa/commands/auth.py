@@ -2,29 +2,12 @@
 
 import typer
 
+from eset2fa.commands import checks
 from eset2fa.commands.invocation import invocation
 from eset2fa.commands.options import password_stdin_option, timeout_option, user_name_argument
 from eset2fa.commands.push import announcer
 
 app = typer.Typer(help="Verify one-time passwords and log in.", no_args_is_help=True)
-
-
-def verdict_line(result: dict) -> str:
-    """One line for a verification result (`auth verify`, and the first code at `user enable`)."""
-    if result["accepted"]:
-        used = " (recovery code used: it will not work again)"
-        return f"[bold green]Accepted[/]: {result['name']} is {result['state']}" + (
-            used if result["reason"] == "recovery_code" else ""
-        )
-    why = {
-        "wrong_code": "wrong code",
-        "malformed": "not a code of the right length: 6 digits, 8 for some imported users",
-        "replay": "code already used",
-    }[result["reason"]]
-    line = f"[bold red]Rejected[/] ({why}): {result['fail_count']} failed attempt(s)"
-    if result["locked"]:
-        return line + f"; [bold red]{result['name']} is now locked[/]"
-    return line + f", {result['remaining']} left before the lock"
 
 
 @app.command("verify")
@@ -64,18 +47,12 @@ def verify(
             "Give the one-time password, --code-stdin or --recovery-code CODE (exactly one).",
             f"Example: eset2fa auth verify {name} 123456",
         )
-    from eset2fa import api
-
     if code_stdin:
         # pam_exec writes the code and a NUL byte, a shell a line: the code ends at either.
         code = inv.read_secret("The one-time password", from_stdin=True).split("\0", 1)[0]
-    if recovery_code is not None:
-        result = api.verify_recovery_code(inv.store, name, recovery_code).to_dict()
-    else:
-        result = api.verify(inv.store, name, code).to_dict()
-    inv.output.result(result, lambda: inv.output.message(verdict_line(result)))
-    if not result["accepted"]:
-        raise typer.Exit(1)
+    exit_code = checks.verify(inv, name, code, recovery_code)
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 @app.command("login")

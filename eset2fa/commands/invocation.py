@@ -27,6 +27,18 @@ from eset2fa.output import Output
 NUMBER_LIMIT = 1_000_000_000
 
 
+def store_location(db: str | None):
+    """Where the store is: --db / ESET2FA_DB (a file path, or a PostgreSQL URL), else the default
+    file in the user data directory."""
+    if db:
+        from eset2fa.db.location import parse
+
+        return parse(db)
+    from eset2fa.paths import default_db_path  # platformdirs costs ~10 ms; --db skips it
+
+    return default_db_path()
+
+
 def stdin_is_terminal() -> bool:
     try:
         return sys.stdin is not None and sys.stdin.isatty()

@@ -2,6 +2,7 @@
 
 import typer
 
+from eset2fa.commands import checks
 from eset2fa.commands.invocation import invocation
 from eset2fa.commands.options import (
     from_file_option,
@@ -19,15 +20,6 @@ from eset2fa.twofactor.states import Requirement, State
 app = typer.Typer(
     help="Manage console users, their permissions and two-factor state.", no_args_is_help=True
 )
-
-
-def _status_line(status: dict) -> str:
-    lock = "[bold red]locked[/]" if status["locked"] else "unlocked"
-    method = f" ({status['method']})" if status["method"] else ""
-    return (
-        f"[bold]{status['name']}[/]: 2FA {status['state']}{method}, {lock}, "
-        f"{status['fail_count']} failed OTP attempt(s)"
-    )
 
 
 @app.command("add")
@@ -211,20 +203,9 @@ def status(
     Example:
         eset2fa user status alice --require active --require unlocked --json
     """
-    from eset2fa import api
-    from eset2fa.accounts import console_users
-
-    inv = invocation(ctx)
-    result = api.status(inv.store, name)
-    checks = {r.value: console_users.meets(result, r.value) for r in (require or [])}
-    if checks:
-        result["checks"] = checks
-        result["ok"] = all(checks.values())
-    inv.output.result(result, lambda: inv.output.message(_status_line(result)))
-    failed = [r for r, ok in checks.items() if not ok]
-    if failed:
-        inv.output.notice(f"Requirement not met: {', '.join(failed)}")
-        raise typer.Exit(1)
+    exit_code = checks.status(invocation(ctx), name, [r.value for r in (require or [])])
+    if exit_code:
+        raise typer.Exit(exit_code)
 
 
 @app.command("delete")

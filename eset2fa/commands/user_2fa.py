@@ -117,7 +117,7 @@ def _activate_with_first_code(inv, name: str) -> None:
     """At a terminal, right after the QR code: the first code from the app activates the user
     (through verify_otp, as `auth verify` does: wrong codes count toward the lockout). Enter
     skips, leaving the user pending; so does giving up after FIRST_CODE_ATTEMPTS wrong codes."""
-    from eset2fa.commands.auth import verdict_line
+    from eset2fa.commands.checks import verdict_line
     from eset2fa.twofactor.totp import verify_otp
 
     later = f"{name} stays pending; activate later with: eset2fa auth verify {name} CODE"
