@@ -33,4 +33,4 @@ def test_long_lists_are_one_item_per_line():
     write_json({"counts": {"added": len(rows)}, "results": rows}, out)
     text = out.getvalue()
     assert json.loads(text)["results"] == rows
-    assert '    {"name": "u0", "n": 0},' in text.splitlines()
+    assert '    {"name":"u0","n":0},' in text.splitlines()  # compact: no spaces between values

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 
 from eset2fa.db.dialect import dialect
 
@@ -63,17 +64,28 @@ def plain_rows(conn: sqlite3.Connection, sql: str, params: Sequence) -> Iterator
     """The query's rows as plain tuples, fetched a batch at a time (sqlite3.Row and a call per
     row cost more than SQLite's own work on a long listing); on PostgreSQL from a server-side
     cursor, so that long listings stay flat in memory there too."""
+    for batch in _batches(conn, sql, params):
+        yield from batch
+
+
+def first_column(conn: sqlite3.Connection, sql: str, params: Sequence) -> Iterator:
+    """The first column of the query's rows (a JSON text each, for the listings), streamed like
+    plain_rows."""
+    for batch in _batches(conn, sql, params):
+        yield from [row[0] for row in batch]
+
+
+def _batches(conn: sqlite3.Connection, sql: str, params: Sequence) -> Iterator[list[tuple]]:
     if dialect(conn) == "postgresql":
-        yield from conn.stream(sql, params)
+        rows = conn.stream(sql, params)
+        while batch := list(islice(rows, 1000)):
+            yield batch
         return
     cursor = conn.cursor()
     cursor.row_factory = None
     cursor.execute(sql, params)
-    while True:
-        batch = cursor.fetchmany(1000)
-        if not batch:
-            return
-        yield from batch
+    while batch := cursor.fetchmany(1000):
+        yield batch
 
 
 def select_events(
@@ -92,18 +104,26 @@ def select_events(
     return plain_rows(conn, sql, params)
 
 
-# One row as JSON text, exactly as json.dumps writes the dict eset2fa.ops.audit_chain.event_of
-# makes (same keys, order and separators). `details` is stored as json.dumps(sort_keys=True)
-# wrote it, so it is copied as it is; a value that is not JSON (the file edited) is shown as a
+# One row as JSON text: the dict eset2fa.ops.audit_chain.event_of makes, as eset2fa.output
+# writes each item of a long list (same keys and order, compact separators). `details` is stored
+# as json.dumps(sort_keys=True) wrote it and is embedded as an object (compacted by SQLite's
+# json(); as stored on PostgreSQL); a value that is not JSON (the file edited) is shown as a
 # string. SQLite writes the text while it reads the row: 3 x faster on a long listing than a dict
-# per row encoded in Python.
-EVENT_JSON = (
-    """'{"id": ' || id || ', "at": ' || json_quote(at) || ', "actor": ' || json_quote(actor)"""
-    """ || ', "action": ' || json_quote(action) || ', "target": ' || json_quote(target)"""
-    """ || ', "result": ' || json_quote(result) || ', "details": ' || (CASE"""
-    """ WHEN details IS NULL OR details = '' THEN '{}'"""
-    """ WHEN json_valid(details) THEN details ELSE json_quote(details) END) || '}'"""
-)
+# per row encoded in Python. See users.STATUS_JSON for why PostgreSQL's text is built with ||.
+EVENT_JSON = {
+    "sqlite": (
+        "json_object('id', id, 'at', at, 'actor', actor, 'action', action, 'target', target,"
+        " 'result', result, 'details', CASE WHEN details IS NULL OR details = '' THEN json('{}')"
+        " WHEN json_valid(details) THEN json(details) ELSE details END)"
+    ),
+    "postgresql": (
+        """'{"id":' || id || ',"at":' || json_quote(at) || ',"actor":' || json_quote(actor)"""
+        """ || ',"action":' || json_quote(action) || ',"target":' || json_quote(target)"""
+        """ || ',"result":' || json_quote(result) || ',"details":' || (CASE"""
+        """ WHEN details IS NULL OR details = '' THEN '{}'"""
+        """ WHEN json_valid(details) THEN details ELSE json_quote(details) END) || '}'"""
+    ),
+}
 
 
 def events_json(
@@ -115,19 +135,17 @@ def events_json(
     limit: int | None = 100,
 ) -> Iterator[str]:
     """The same rows as JSON texts (EVENT_JSON), oldest first, streamed."""
-    sql, params = _events_query(EVENT_JSON, user, since, action, limit)
-    for (text,) in plain_rows(conn, sql, params):
-        if "\\u" in text:
-            # Stored details escape non-ASCII (\u00e9); the listing writes characters as they
-            # are (ensure_ascii=False), so such a row is decoded and written again.
-            text = _reencode(text)
-        yield text
+    sql, params = _events_query(EVENT_JSON[dialect(conn)], user, since, action, limit)
+    for batch in _batches(conn, sql, params):
+        # Stored details escape non-ASCII (\u00e9); the listing writes characters as they are
+        # (ensure_ascii=False), so such a row is decoded and written again.
+        yield from [text if "\\u" not in text else _reencode(text) for (text,) in batch]
 
 
 def _reencode(text: str) -> str:
     import json
 
-    return json.dumps(json.loads(text), ensure_ascii=False)
+    return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
 
 
 def chain(conn: sqlite3.Connection) -> Iterator[sqlite3.Row]:

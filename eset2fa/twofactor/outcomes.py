@@ -17,17 +17,18 @@ KEPT = 10_000
 
 
 def _compact_encoder():
-    """json.dumps(value, ensure_ascii=False) for dicts of plain values, with the C encoder built
-    once: JSONEncoder.encode builds it again on every call, which at 1,000,000 results cost
-    more than the encoding."""
+    """json.dumps(value, ensure_ascii=False, separators=(",", ":")) for dicts of plain values,
+    as eset2fa.output writes each item of a long list, with the C encoder built once:
+    JSONEncoder.encode builds it again on every call, which at 1,000,000 results cost more than
+    the encoding."""
     from json.encoder import c_make_encoder, encode_basestring
 
     if c_make_encoder is None:  # no C accelerator: the standard way
-        return json.JSONEncoder(ensure_ascii=False).encode
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys,
-    # allow_nan): what JSONEncoder(ensure_ascii=False) passes.
+    # allow_nan): what JSONEncoder(ensure_ascii=False, separators=(",", ":")) passes.
     default = json.JSONEncoder().default  # raises TypeError, as json.dumps does
-    encoder = c_make_encoder({}, default, encode_basestring, None, ": ", ", ", False, False, True)
+    encoder = c_make_encoder({}, default, encode_basestring, None, ":", ",", False, False, True)
     return lambda value: "".join(encoder(value, 0))
 
 
@@ -75,8 +76,8 @@ class Outcomes:
         self._held.clear()
 
     def texts(self) -> Iterator[str]:
-        """Each result as compact JSON text (json.dumps' separators), in order; readable more
-        than once."""
+        """Each result as compact JSON text (no spaces, as output writes list items), in order;
+        readable more than once."""
         if self._file is not None:
             self._file.flush()
             self._file.seek(0)
