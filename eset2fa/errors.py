@@ -36,6 +36,10 @@ class Eset2faError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self):
+        # Pickled whole, hint included (an import's parsing process sends its errors back).
+        return type(self), (self.message, self.hint)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "code": self.code,

@@ -3,9 +3,13 @@ order, in --json and in the counts."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from eset2fa.twofactor.outcomes import KEPT
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eset2fa.twofactor.outcomes import KEPT, row_encoder
 
 pytestmark = pytest.mark.usefixtures("env_master_key")
 
@@ -66,3 +70,19 @@ def test_from_file_past_a_chunk_is_matched_in_the_store_in_the_order_asked(
     disabled = cli("--json", "--yes", "user", "disable", "--from-file", str(listing)).json()
     assert disabled["counts"] == {"disabled": count, "not_found": 3}
     assert sql("SELECT count(*) FROM users WHERE state = 'pending'")[0][0] == 0
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=False),
+    st.text(),  # any code point: quotes, backslashes, control characters, non-ASCII
+)
+
+
+@given(st.lists(st.tuples(st.text(min_size=1), SCALARS), min_size=1, max_size=12))
+def test_a_result_row_is_written_exactly_as_json_writes_its_dict(pairs):
+    row = dict(pairs)  # the last value of a repeated name
+    expected = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    assert row_encoder(tuple(row))(tuple(row.values())) == expected

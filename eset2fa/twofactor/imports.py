@@ -34,7 +34,6 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit  # imported by pathlib already
@@ -45,7 +44,7 @@ from eset2fa.clock import now_iso
 from eset2fa.db import Store
 from eset2fa.db import users as user_rows
 from eset2fa.ops import audit_chain
-from eset2fa.twofactor import totp
+from eset2fa.twofactor import gc_pause, parse_ahead, totp
 from eset2fa.twofactor.outcomes import Outcomes
 
 FORMATS = ("otpauth", "csv", "google-authenticator", "migration")
@@ -441,21 +440,20 @@ def import_entries(
     """Import the entries that can be, in one transaction; a result per entry, in their order.
 
     The entries are planned and written CHUNK at a time inside that transaction, as they are
-    parsed, so 1,000,000 lines take flat memory; names already met are kept in a temporary table
-    of the connection, not in Python.
+    parsed (in a second process where it is safe: parse_ahead), so 1,000,000 lines take flat
+    memory; names already met are kept in a temporary table of the connection, not in Python.
     """
     from eset2fa.accounts import permissions
     from eset2fa.secrets import keys
 
     outcomes = Outcomes(RESULT_FIELDS)
     key = None
-    entries = iter(entries)
     # A dry run reads only (its name set is in the connection's TEMP database, not the store).
-    with nullcontext(store.conn) if dry_run else store.write() as conn:
+    with gc_pause.paused(), nullcontext(store.conn) if dry_run else store.write() as conn:
         scope = permissions.write_scope(conn, actor)
         user_rows.start_name_set(conn)
         try:
-            while batch := list(islice(entries, CHUNK)):
+            for batch in parse_ahead.batches(entries, CHUNK, row_type=ImportEntry):
                 todo = _plan(conn, actor, scope, batch, create_users, outcomes, dry_run=dry_run)
                 if todo and not dry_run:
                     # A store's first secret creates its key, as the first enrollment does.
@@ -519,7 +517,19 @@ def _plan(
             add(*_result(entry, ALREADY_ENABLED, f"2FA is {row['state']}: disable it first"))
         else:
             todo.append((entry, row))
-            add(*_result(entry, ok, created=row is None))
+            # _result(entry, ok, created=row is None), written out: this runs for every entry.
+            add(
+                entry.source,
+                entry.name,
+                ok,
+                None,
+                entry.algorithm,
+                entry.digits,
+                entry.period,
+                entry.issuer,
+                row is None,
+                len(entry.scratch_codes),
+            )
     return todo
 
 

@@ -35,12 +35,43 @@ def _compact_encoder():
 _encode = _compact_encoder()
 
 
+def row_encoder(fields: tuple[str, ...]):
+    """`_encode(dict(zip(fields, values)))` for a tuple of values, without the dict: the keys'
+    text is made once, and strings, None, booleans and integers are written as json writes them
+    (its own string encoder, int.__repr__); any other value goes through `_encode`. A third of
+    the time of encoding 100,000 results as dicts (tests/test_bulk_results_spill.py checks that
+    the texts are the same)."""
+    from json.encoder import encode_basestring
+
+    prefixes = [("{" if i == 0 else ",") + encode_basestring(f) + ":" for i, f in enumerate(fields)]
+
+    def encode(values: tuple) -> str:
+        parts = []
+        for prefix, value in zip(prefixes, values, strict=True):
+            kind = value.__class__
+            if kind is str:
+                parts.append(prefix + encode_basestring(value))
+            elif value is None:
+                parts.append(prefix + "null")
+            elif kind is bool:
+                parts.append(prefix + ("true" if value else "false"))
+            elif kind is int:
+                parts.append(prefix + int.__repr__(value))
+            else:
+                parts.append(prefix + _encode(value))
+        parts.append("}")
+        return "".join(parts)
+
+    return encode
+
+
 class Outcomes:
     """Results as tuples of `fields` (one of them "result", which is counted), in order."""
 
     def __init__(self, fields: tuple[str, ...]) -> None:
         self.fields = fields
         self._result_at = fields.index("result")
+        self._encode = row_encoder(fields)
         self._held: list[tuple] = []
         self._file: IO[str] | None = None
         self._spilled = 0
@@ -68,10 +99,9 @@ class Outcomes:
 
             self._file = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")
         self._file.seek(0, 2)
-        fields = self.fields
-        self._file.write(
-            "".join(_encode(dict(zip(fields, v, strict=True))) + "\n" for v in self._held)
-        )
+        texts = list(map(self._encode, self._held))
+        texts.append("")  # the last line's end
+        self._file.write("\n".join(texts))
         self._spilled += len(self._held)
         self._held.clear()
 
@@ -83,9 +113,7 @@ class Outcomes:
             self._file.seek(0)
             for line in self._file:
                 yield line[:-1]
-        fields = self.fields
-        for values in self._held:
-            yield _encode(dict(zip(fields, values, strict=True)))
+        yield from map(self._encode, self._held)
 
     def __iter__(self) -> Iterator[dict]:
         """Each result as a dict of `fields`, in order; readable more than once."""
