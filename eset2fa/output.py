@@ -242,13 +242,10 @@ class Output:
         text, without loading rich.console (~30 ms of `auth verify`'s start-up)."""
         stream = sys.stderr if stderr else sys.stdout
         if (
-            not is_terminal(stream)
-            and not os.environ.get("FORCE_COLOR")
-            and re.fullmatch(_PLAIN_SAFE, text)
+            re.fullmatch(_PLAIN_SAFE, text)
             and "[" not in (plain := re.sub(_STYLE_TAG, "", text))
+            and _write_plain(stream, [plain])
         ):
-            stream.write(plain + "\n")
-            stream.flush()
             return
         self._print(self.err if stderr else self.out, text)
 
@@ -402,6 +399,15 @@ class Output:
         if self.json_mode:
             sys.stdout.write(json.dumps({"error": payload}, indent=2) + "\n")
             sys.stdout.flush()
+        # In a pipe, as rich would print it (the text is escaped, so brackets stay as they are),
+        # without loading rich: scripts meet errors (a locked user) as often as results.
+        plain = [f"Error: {payload['message']}"]
+        if payload.get("hint"):
+            plain.append(f"Hint: {payload['hint']}")
+        if all(re.fullmatch(_PLAIN_SAFE, line) for line in plain) and _write_plain(
+            sys.stderr, plain
+        ):
+            return
         from rich.markup import escape
 
         line = f"[bold red]Error:[/] {escape(payload['message'])}"
@@ -453,6 +459,17 @@ def _one_line(text: str) -> str:
     if "\n" not in text and "\r" not in text and "\t" not in text:
         return text
     return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def _write_plain(stream, lines: list[str]) -> bool:
+    """Write `lines` as they are where rich would print them without styles (not a terminal, no
+    FORCE_COLOR); False, and nothing written, elsewhere. The caller checks that each line is
+    _PLAIN_SAFE: text rich would print unchanged."""
+    if is_terminal(stream) or os.environ.get("FORCE_COLOR"):
+        return False
+    stream.write("".join(line + "\n" for line in lines))
+    stream.flush()
+    return True
 
 
 def _escape(text: str) -> str:

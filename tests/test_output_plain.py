@@ -50,6 +50,20 @@ def test_a_message_in_a_pipe_reads_as_rich_prints_it(text, capsys, monkeypatch):
     assert captured.err == rich_would_print(text)
 
 
+@pytest.mark.parametrize("text", MESSAGES)
+@pytest.mark.parametrize("hint", [None, "Run `eset2fa user unlock alice`.", "tab\there [x]"])
+def test_an_error_in_a_pipe_reads_as_rich_prints_it(text, hint, capsys, monkeypatch):
+    from rich.markup import escape
+
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    Output().error({"code": "x", "exit_code": 1, "message": text, "hint": hint})
+    expected = f"[bold red]Error:[/] {escape(text)}"
+    if hint:
+        expected += f"\n[dim]Hint:[/] {escape(hint)}"
+    assert capsys.readouterr().err == rich_would_print(expected)
+
+
 @pytest.mark.usefixtures("env_master_key")
 def test_auth_verify_in_a_pipe_does_not_load_rich_console(cli, store):
     assert cli("user", "add", "alice").exit_code == 0

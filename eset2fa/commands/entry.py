@@ -18,17 +18,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from eset2fa.commands.arguments import FALSE_WORDS, TRUE_WORDS, hoist_global_options
 
 _FORMS = {("auth", "verify"): 4, ("user", "status"): 3}  # the words of each direct form
 
-
-class Direct(NamedTuple):
-    words: tuple[str, ...]  # ("auth", "verify", NAME, CODE) or ("user", "status", NAME)
-    json_mode: bool
-    db: str | None  # --db, else ESET2FA_DB; None or "": the default path
+# (words, json_mode, db): ("auth", "verify", NAME, CODE) or ("user", "status", NAME); --json or
+# ESET2FA_JSON; --db, else ESET2FA_DB (None or "": the default path). A plain tuple: a NamedTuple
+# class costs its creation at every start-up, which is what this module is for.
+Direct = tuple[tuple[str, ...], bool, "str | None"]
 
 
 def plan(argv: list[str], environ: Mapping[str, str]) -> Direct | None:
@@ -60,7 +58,7 @@ def plan(argv: list[str], environ: Mapping[str, str]) -> Direct | None:
         json_mode = value in TRUE_WORDS
     if db is None:
         db = environ.get("ESET2FA_DB") or None
-    return Direct(words, json_mode, db)
+    return words, json_mode, db
 
 
 def run(direct: Direct) -> int:
@@ -71,18 +69,16 @@ def run(direct: Direct) -> int:
     from eset2fa.errors import ExitCode
     from eset2fa.output import Output
 
-    output = Output(direct.json_mode)
+    words, json_mode, db = direct
+    output = Output(json_mode)
     inv = None
     try:
         inv = Invocation(
-            db_path=store_location(direct.db),
-            json_mode=direct.json_mode,
-            output=output,
-            db_is_default=not direct.db,
+            db_path=store_location(db), json_mode=json_mode, output=output, db_is_default=not db
         )
-        if direct.words[0] == "auth":
-            return checks.verify(inv, direct.words[2], direct.words[3])
-        return checks.status(inv, direct.words[2])
+        if words[0] == "auth":
+            return checks.verify(inv, words[2], words[3])
+        return checks.status(inv, words[2])
     except KeyboardInterrupt:
         output.notice(INTERRUPTED)
         return int(ExitCode.INTERRUPTED)

@@ -34,11 +34,9 @@ import base64
 import hashlib
 import hmac
 import os
-import secrets
 import sqlite3
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -65,13 +63,54 @@ _NO_FILE_HINT = (
 )
 
 
-@dataclass(frozen=True)
 class MasterKey:
-    key: bytes = field(repr=False)
-    source: str  # "env", "keyring" or "file"
-    key_id: str | None = None  # the name the store gives this key; None: the unnamed key
-    # The store's integrity key (from a version 2 check value); None until `establish`.
-    integrity: bytes | None = field(default=None, repr=False, compare=False)
+    """The store's master key, where it came from and its name; immutable.
+
+    A plain class, not a frozen dataclass: `dataclasses` imports `inspect`, which cost every
+    `auth verify` about 9 ms of start-up once the check stopped loading typer (which imports it
+    anyway). The key bytes are never in its repr; equality ignores the integrity key."""
+
+    __slots__ = ("key", "source", "key_id", "integrity", "__dict__")  # __dict__: cached_property
+
+    def __init__(
+        self,
+        key: bytes,
+        source: str,  # "env", "keyring" or "file"
+        key_id: str | None = None,  # the name the store gives this key; None: the unnamed key
+        integrity: bytes | None = None,  # the integrity key (version 2 check value); None until
+        # `establish`
+    ) -> None:
+        for name, value in (
+            ("key", key),
+            ("source", source),
+            ("key_id", key_id),
+            ("integrity", integrity),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError(f"MasterKey is immutable: cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"MasterKey(source={self.source!r}, key_id={self.key_id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MasterKey):
+            return NotImplemented
+        return (self.key, self.source, self.key_id) == (other.key, other.source, other.key_id)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.source, self.key_id))
+
+    def replace(self, **changes) -> MasterKey:
+        """A copy with some of key, source, key_id and integrity changed."""
+        fields = {
+            "key": self.key,
+            "source": self.source,
+            "key_id": self.key_id,
+            "integrity": self.integrity,
+        }
+        return MasterKey(**{**fields, **changes})
 
     @property
     def fingerprint(self) -> str:
@@ -114,8 +153,8 @@ class MasterKey:
 
         ESET2FA_KEY names no id (the variable holds one key): a store rotated there names none.
         """
-        key_id = None if self.source == "env" else secrets.token_hex(4)
-        return MasterKey(secrets.token_bytes(32), self.source, key_id, self.integrity)
+        key_id = None if self.source == "env" else os.urandom(4).hex()
+        return MasterKey(os.urandom(32), self.source, key_id, self.integrity)
 
 
 # One loaded (and checked) master key per open store connection: loading it reads the keyring or
@@ -238,7 +277,7 @@ def store_id(conn: sqlite3.Connection) -> str:
     """A random id for this store (names its keyring entry); created on first need."""
     value = meta.get(conn, "store_id")
     if value is None:
-        value = meta.add_if_missing(conn, "store_id", secrets.token_hex(8))
+        value = meta.add_if_missing(conn, "store_id", os.urandom(8).hex())
     return value
 
 
@@ -332,9 +371,9 @@ def _verify(master: MasterKey, check: bytes) -> MasterKey:
             f"The key from {where[master.source]} is not this store's key.", _KEY_HINT
         ) from None
     if plain == CHECK_V1:
-        return replace(master, integrity=None)
+        return master.replace(integrity=None)
     if plain.startswith(CHECK_V2) and len(plain) == len(CHECK_V2) + INTEGRITY_BYTES:
-        return replace(master, integrity=plain[len(CHECK_V2) :])
+        return master.replace(integrity=plain[len(CHECK_V2) :])
     raise EncryptionKeyError(
         "The store's key check value has a format this eset2fa does not know.",
         "Upgrade eset2fa; the file was not changed.",
@@ -449,7 +488,7 @@ def establish(conn: sqlite3.Connection, master: MasterKey) -> MasterKey:
 def _establish_in_transaction(conn: sqlite3.Connection, master: MasterKey) -> MasterKey:
     from eset2fa.secrets import integrity
 
-    master = replace(master, integrity=secrets.token_bytes(INTEGRITY_BYTES))
+    master = master.replace(integrity=os.urandom(INTEGRITY_BYTES))
     record_check_value(conn, master)
     integrity.rekey_existing(conn, master)
     return master
@@ -479,7 +518,7 @@ def has_key(conn: sqlite3.Connection) -> bool:
 
 
 def _new_key(conn: sqlite3.Connection, db_path: Path) -> MasterKey:
-    key = secrets.token_bytes(32)
+    key = os.urandom(32)
     sid = store_id(conn)
     kr = _keyring()
     if kr is not None:
