@@ -430,6 +430,8 @@ class Output:
             TimeRemainingColumn,
         )
 
+        # Redrawn at each advance (a batch of users), not by rich's refresh thread: with no other
+        # thread running, `user import` may fork its parser (twofactor/parse_ahead.py).
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -437,9 +439,15 @@ class Output:
             TimeRemainingColumn(),
             console=self.err,
             transient=True,
+            auto_refresh=False,
         ) as bar:
             task = bar.add_task(description, total=total)
-            yield lambda n: bar.advance(task, n)
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+                bar.refresh()
+
+            yield advance
 
 
 ERROR_TEXT_LIMIT = 500

@@ -75,3 +75,24 @@ def test_with_another_thread_running_the_batches_are_made_here():
         other.join()
     assert [len(batch) for batch in got] == [250, 250, 100]
     assert {entry.pid for batch in got for entry in batch} == {os.getpid()}
+
+
+def test_the_progress_bar_on_a_terminal_starts_no_thread_so_an_import_may_fork(monkeypatch):
+    from eset2fa.output import Output
+
+    primary, secondary = os.openpty()
+    terminal = os.fdopen(secondary, "w", buffering=1)
+    monkeypatch.setattr("sys.stderr", terminal)
+    monkeypatch.setenv("TERM", "xterm")
+    try:
+        with Output().progress(10_000, "Importing") as advance:
+            assert threading.active_count() == 1
+            advance(5000)
+            got = list(parse_ahead.batches(_entries(600), 250))
+        assert {entry.pid for batch in got for entry in batch} != {os.getpid()}
+        terminal.flush()
+        shown = os.read(primary, 65536)
+    finally:
+        terminal.close()
+        os.close(primary)
+    assert b"Importing" in shown and b"5000/10000" in shown

@@ -11,8 +11,9 @@ The child does nothing but parse and send: it never touches the store, the stand
 the signal handling of this process (Ctrl-C is this process's to handle; the child ignores it and
 is killed when the import ends for any reason), and it leaves with os._exit. What the parser
 raises (an unreadable file, bytes that are not UTF-8) is sent back and raised here, at the batch
-where it happened. Where fork is not safe (not Linux, or another thread is running: a progress
-bar's) the batches are parsed here, one after the other, with the same results.
+where it happened. Where fork is not safe (not Linux, or another thread is running) the batches
+are parsed here, one after the other, with the same results. (The progress bar on a terminal
+redraws from this thread, not from one of its own: eset2fa.output.Output.progress.)
 """
 
 from __future__ import annotations
