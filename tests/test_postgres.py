@@ -289,3 +289,24 @@ def test_user_names_complete_from_a_postgresql_store(cli, store):
     assert result.stdout.split() == ["alice", "alina"]
     wrong = str(store).replace(schema_of(str(store)), "nothing_here")  # no store there: no names
     assert complete("user", "status", "al", env={"ESET2FA_DB": wrong}).stdout.split() == []
+
+
+def test_an_import_of_several_batches_parsed_in_a_child_process(cli, store, sql):
+    """`user import` forks its parser (twofactor/parse_ahead.py) while the PostgreSQL
+    connection is open in the importer; the child never uses it. Three batches, one transaction."""
+    import base64
+
+    secrets = [base64.b32encode(os.urandom(20)).decode() for _ in range(12_000)]
+    lines = "".join(
+        f"otpauth://totp/Old:u{i:05d}?secret={secret}&issuer=Old\n"
+        for i, secret in enumerate(secrets)
+    )
+    lines += "otpauth://hotp/Old:u00000?secret=JBSWY3DPEHPK3PXP&counter=1\n"  # a refusal, last
+    imported = cli("--json", "user", "import", "--otpauth", "-", "--create-users", input=lines)
+    assert imported.exit_code == 0, imported.stderr
+    document = imported.json()
+    assert document["counts"] == {"imported": 12_000, "skipped": 1}
+    assert [r["name"] for r in document["results"][:2]] == ["u00000", "u00001"]
+    assert sql("SELECT count(*) FROM users WHERE state = 'active'")[0][0] == 12_000
+    assert cli("auth", "verify", "u11999", totp_now(secrets[-1])).exit_code == 0
+    assert cli("audit", "verify").exit_code == 0
