@@ -4,7 +4,10 @@ pam_exec runs this program with a minimal environment: the user in `PAM_USER`, t
 password on stdin (`expose_authtok` writes the token followed by a NUL byte), never the caller's
 environment. So the code is read from stdin only, never from argv (argv is visible in `ps`); the
 store comes from `--db PATH` on the PAM line, else `DEFAULT_DB`; the key from the key file beside
-the database (`<database>.key`; ESET2FA_KEY is not in pam_exec's environment).
+the database (`<database>.key`; ESET2FA_KEY is not in pam_exec's environment) or the one named by
+`--key-file PATH`. A PostgreSQL store is `--db postgresql://USER@HOST/DBNAME` with `--key-file`
+(it has no file beside it); its password comes from root's ~/.pgpass, never from the PAM line,
+which every user can read.
 
 The exit status is the whole answer: 0 only for a code `verify_otp` accepted (or, with the
 setting `pam.no_2fa allow`, for a user whose 2FA is disabled). Everything else fails closed with a
@@ -28,7 +31,11 @@ import sys
 DEFAULT_DB = "/var/lib/eset2fa/eset2fa.db"
 PROG = "eset2fa-pam"
 MAX_INPUT = 512  # PAM_MAX_RESP_SIZE: pam_exec never passes more than this
-USAGE = f"usage: {PROG} [--db PATH]  (user from PAM_USER, one-time password on stdin)"
+USAGE = (
+    f"usage: {PROG} [--db PATH|postgresql://USER@HOST/DBNAME] [--key-file PATH]"
+    "  (user from PAM_USER, one-time password on stdin)"
+)
+_POSTGRES = ("postgresql://", "postgres://")
 
 ACCEPTED = 0
 
@@ -42,31 +49,50 @@ class Denied(Exception):
         self.why = why
 
 
-def parse_args(argv: list[str]) -> str:
-    """The database path from `--db PATH` / `--db=PATH`; Denied (exit 2) for anything else.
+def parse_args(argv: list[str]) -> tuple[str, str | None]:
+    """(the store, the key file or None) from `--db` and `--key-file`, each also as `--X=VALUE`;
+    Denied (exit 2) for anything else.
 
-    Parsed by hand rather than with argparse: two spellings of one option, and argparse's `--help`
-    would exit 0, which pam_exec reads as "authenticated".
+    Parsed by hand rather than with argparse: two spellings of each option, and argparse's
+    `--help` would exit 0, which pam_exec reads as "authenticated".
     """
-    db = None
+    given: dict[str, str] = {}
     args = iter(argv)
     for arg in args:
-        if arg == "--db":
-            db = next(args, None)
-            if not db:
-                raise Denied(2, f"--db needs a path. {USAGE}")
-        elif arg.startswith("--db="):
-            db = arg[len("--db=") :]
+        name, equals, value = arg.partition("=")
+        if name in ("--db", "--key-file"):
+            value = value if equals else next(args, None)
+            if not value:
+                raise Denied(2, f"{name} needs a value. {USAGE}")
+            given[name] = value
         else:
             # Not echoed: a one-time password put on the PAM line by mistake stays out of logs.
             raise Denied(2, f"unexpected argument (the code is read from stdin). {USAGE}")
-    if db is None:
-        return DEFAULT_DB
+    db, key_file = given.get("--db", DEFAULT_DB), given.get("--key-file")
     # pam_exec keeps the caller's working directory (sudo: the user's own): a relative path would
-    # let the user point it at a store of their own making.
-    if not os.path.isabs(db):
+    # let the user point it at a store or key of their own making.
+    if key_file is not None and not os.path.isabs(key_file):
+        raise Denied(2, f"--key-file needs an absolute path, not {key_file[:60]!r}.")
+    if db.startswith(_POSTGRES):
+        from urllib.parse import urlsplit
+
+        try:
+            password = urlsplit(db).password
+        except ValueError:
+            password = None  # malformed: refused where the store is opened, in one line
+        if password:
+            raise Denied(
+                2,
+                "the PAM line holds a database password, and every user can read it: keep it in "
+                "root's ~/.pgpass instead.",
+            )
+        if key_file is None:
+            raise Denied(
+                2, f"a PostgreSQL store needs --key-file PATH (no key is beside it). {USAGE}"
+            )
+    elif not os.path.isabs(db):
         raise Denied(2, f"--db needs an absolute path, not {db[:60]!r}.")
-    return db
+    return db, key_file
 
 
 def read_code(stream) -> str | None:
@@ -91,22 +117,35 @@ def service_actor(environ) -> str:
     return f"pam:{kept}" if kept else "pam"
 
 
-def authenticate(db_path: str, user: str, code: str, actor: str) -> str:
-    """Check USER's code against the store at DB_PATH; returns the reason it is let in.
+def authenticate(
+    db_path: str, user: str, code: str, actor: str, key_file: str | None = None
+) -> str:
+    """Check USER's code against the store at DB_PATH (a file or a PostgreSQL URL) with the key
+    from KEY_FILE (default: beside a database file); returns the reason it is let in.
 
     Raises Denied (or an eset2fa error, which `main` turns into a denial) for every other outcome.
     The store is opened without creating it; an empty file is refused before SQLite would make a
     new database of it.
     """
-    from pathlib import Path
-
     from eset2fa.db import open_store
     from eset2fa.errors import StateConflict
     from eset2fa.twofactor.totp import verify_otp
 
-    path = Path(db_path)
-    _check_files(path)
-    store = open_store(path, create=False)
+    if key_file is not None:
+        from eset2fa.secrets.keys import FILE_ENV_VAR
+
+        os.environ[FILE_ENV_VAR] = key_file  # this process's own environment: where keys look
+    if db_path.startswith(_POSTGRES):
+        from eset2fa.db.location import PgLocation
+
+        location = PgLocation(db_path)
+        _check_key_file(key_file)
+    else:
+        from pathlib import Path
+
+        location = Path(db_path)
+        _check_files(location)
+    store = open_store(location, create=False)
     try:
         try:
             result = verify_otp(store, user, code, actor=actor, action="pam.verify")
@@ -150,9 +189,15 @@ def _check_files(path) -> None:
     _check_owner(path, info)
     if info.st_mode & 0o022:
         raise Denied(9, f"{path} is writable by group or others; make it 0600, owned by root.")
-    key_file = key_file_path(path)
+    _check_key_file(key_file_path(path))
+
+
+def _check_key_file(key_file) -> None:
+    """Refuse a key file others could read or that another user owns (see _check_files)."""
+    if key_file is None:
+        return
     try:
-        key_info = key_file.stat()
+        key_info = os.stat(key_file)
     except OSError:
         return  # no key file: the key is looked for elsewhere, and its absence is reported there
     _check_owner(key_file, key_info)
@@ -221,7 +266,7 @@ def run(argv: list[str], environ, stdin) -> int:
     """The exit status for one PAM authentication (0 only when let in); never raises."""
     user = ""
     try:
-        db_path = parse_args(argv)
+        db_path, key_file = parse_args(argv)
         if environ.get("PAM_TYPE", "auth") != "auth":
             raise Denied(2, "use it in the auth stack (PAM_TYPE is not 'auth').")
         user = environ.get("PAM_USER", "")
@@ -230,7 +275,7 @@ def run(argv: list[str], environ, stdin) -> int:
         code = read_code(stdin)
         if code is None:
             raise Denied(2, "no code on stdin: put expose_authtok on the pam_exec line.")
-        why = authenticate(db_path, user, code, service_actor(environ))
+        why = authenticate(db_path, user, code, service_actor(environ), key_file)
     except Denied as denial:
         _report(user, denial.why, denied=True)
         return denial.status
@@ -243,7 +288,7 @@ def run(argv: list[str], environ, stdin) -> int:
 
 
 def main() -> int:
-    """The console script: `eset2fa-pam [--db PATH]`, for pam_exec."""
+    """The console script: `eset2fa-pam [--db PATH|URL] [--key-file PATH]`, for pam_exec."""
     stdin = sys.stdin.buffer if sys.stdin is not None else None
     return run(sys.argv[1:], os.environ, stdin)
 

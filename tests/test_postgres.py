@@ -310,3 +310,50 @@ def test_an_import_of_several_batches_parsed_in_a_child_process(cli, store, sql)
     assert sql("SELECT count(*) FROM users WHERE state = 'active'")[0][0] == 12_000
     assert cli("auth", "verify", "u11999", totp_now(secrets[-1])).exit_code == 0
     assert cli("audit", "verify").exit_code == 0
+
+
+def _without_password(url: str) -> tuple[str, str]:
+    """(the URL without its password, a .pgpass line for it)."""
+    parts = urlsplit(url)
+    netloc = f"{parts.username}@{parts.hostname}:{parts.port}"
+    pgpass = f"{parts.hostname}:{parts.port}:{parts.path.lstrip('/')}:{parts.username}:"
+    return urlunsplit(parts._replace(netloc=netloc)), pgpass + (parts.password or "")
+
+
+def test_eset2fa_pam_on_a_postgresql_store_with_its_key_file(cli, store, sql, tmp_path):
+    """pam_exec's line names the store by a URL without its password (in root's ~/.pgpass;
+    here PGPASSFILE stands for it) and the key by --key-file."""
+    from test_pam import run_pam
+
+    secret = enroll(cli, "alice")
+    key_file = os.environ["ESET2FA_KEY_FILE"]  # conftest pg_url: where init put the key
+    url, pgpass_line = _without_password(store)
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(pgpass_line + "\n")
+    pgpass.chmod(0o600)
+    env = {"PGPASSFILE": str(pgpass)}
+    args = ("--db", url, "--key-file", key_file)
+    accepted = run_pam(None, "alice", totp_now(secret).encode() + b"\0", *args, env=env)
+    assert accepted.returncode == 0, accepted.stderr
+    wrong = run_pam(None, "alice", wrong_code(secret).encode() + b"\0", *args, env=env)
+    assert wrong.returncode == 1 and b"wrong code" in wrong.stderr
+    rows = sql("SELECT actor, action, result FROM audit WHERE action = 'pam.verify' ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        ("pam:testsvc", "pam.verify", "accepted"),
+        ("pam:testsvc", "pam.verify", "rejected"),
+    ]
+    # Refused, exit 2, before anything is opened: a password on the PAM line (every user can
+    # read /etc/pam.d), or no key file named.
+    exposed = run_pam(None, "alice", b"123456\0", "--db", store, "--key-file", key_file)
+    assert exposed.returncode == 2 and b".pgpass" in exposed.stderr
+    assert b"test-only-pw" not in exposed.stderr
+    keyless = run_pam(None, "alice", b"123456\0", "--db", url, env=env)
+    assert keyless.returncode == 2 and b"--key-file" in keyless.stderr
+    # A key file others can read is refused (exit 9), as beside a database file.
+    os.chmod(key_file, 0o644)
+    try:
+        shared = run_pam(None, "alice", totp_now(secret).encode() + b"\0", *args, env=env)
+    finally:
+        os.chmod(key_file, 0o600)
+    assert shared.returncode == 9 and b"readable by group or others" in shared.stderr
+    assert len(sql("SELECT id FROM audit WHERE action = 'pam.verify'")) == 2  # nothing more
