@@ -234,6 +234,28 @@ def _read_terminal(fd: int, until: bytes | None, deadline: float, seen: bytes = 
     return seen
 
 
+def _wait_until_reading_the_terminal(pid: int, deadline: float) -> None:
+    """Until the process sleeps in a read of its terminal (Linux: /proc/PID/wchan).
+
+    A Ctrl-C sent while Python is still between printing the prompt and starting the read is
+    lost: CPython's input() checks for signals only when the read is interrupted, and a SIGINT
+    handled just before the read began interrupts nothing (a person presses Ctrl-C again). The
+    test sends it once the read has begun, as a person at the prompt does."""
+    import os
+    import time
+
+    wchan = f"/proc/{pid}/wchan"
+    if not os.path.exists(wchan):
+        time.sleep(0.5)  # no /proc: a pause stands in for the check
+        return
+    while time.monotonic() < deadline:
+        with open(wchan) as handle:
+            if handle.read() in ("wait_woken", "n_tty_read"):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"the CLI (pid {pid}) never started reading its terminal")
+
+
 def _wait_for_exit(pid: int, deadline: float) -> int:
     import os
     import time
@@ -272,7 +294,8 @@ def test_ctrl_c_at_a_prompt_exits_130_and_changes_nothing(cli, store, sql):
     code = None
     try:
         deadline = time.monotonic() + 30
-        seen = _read_terminal(fd, b"[y/N]", deadline)
+        seen = _read_terminal(fd, b"[y/N]: ", deadline)
+        _wait_until_reading_the_terminal(pid, deadline)
         os.write(fd, b"\x03")
         seen = _read_terminal(fd, None, deadline, seen)
         code = _wait_for_exit(pid, deadline)
