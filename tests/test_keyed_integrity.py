@@ -265,7 +265,9 @@ def test_killed_during_the_upgrade_it_runs_again_whole(cli, db_path, sql, legacy
     assert run_process("--db", str(scratch), *args, timeout=120).returncode == 0
     duration = time.monotonic() - began
     outcomes = []
-    for fraction in (0.35, 0.5, 0.6, 0.7, 0.78, 0.85, 0.92, 1.0, 1.3):
+    # The early moments keep at least three kills inside the command when the machine's load
+    # changes between the timing run and these (the suite runs on every core).
+    for fraction in (0.15, 0.25, 0.35, 0.5, 0.6, 0.7, 0.78, 0.85, 0.92, 1.0, 1.3):
         cut = sigkill_after(["--db", str(db_path), *args], duration * fraction)
         outcomes.append((cut, keyed_rows() - start))
         if keyed_rows() > start:
