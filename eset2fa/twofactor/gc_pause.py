@@ -1,6 +1,6 @@
 """Python's cycle collector paused for the length of one bulk operation.
 
-A bulk import or enable of 100,000 users allocates millions of short-lived tuples, rows and
+A bulk import of 100,000 users allocates millions of short-lived tuples, rows and
 dicts, none of them in reference cycles; the collector still runs every 700 allocations and, as
 the results held in memory grow, walks them again and again (about 8 % of an import's CPU).
 Paused, plain reference counting frees everything as before; what a cycle might hold waits for

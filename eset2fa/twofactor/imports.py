@@ -517,19 +517,7 @@ def _plan(
             add(*_result(entry, ALREADY_ENABLED, f"2FA is {row['state']}: disable it first"))
         else:
             todo.append((entry, row))
-            # _result(entry, ok, created=row is None), written out: this runs for every entry.
-            add(
-                entry.source,
-                entry.name,
-                ok,
-                None,
-                entry.algorithm,
-                entry.digits,
-                entry.period,
-                entry.issuer,
-                row is None,
-                len(entry.scratch_codes),
-            )
+            add(*_result(entry, ok, created=row is None))
     return todo
 
 

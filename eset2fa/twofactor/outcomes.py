@@ -16,23 +16,9 @@ from typing import IO, Any
 KEPT = 10_000
 
 
-def _compact_encoder():
-    """json.dumps(value, ensure_ascii=False, separators=(",", ":")) for dicts of plain values,
-    as eset2fa.output writes each item of a long list, with the C encoder built once:
-    JSONEncoder.encode builds it again on every call, which at 1,000,000 results cost more than
-    the encoding."""
-    from json.encoder import c_make_encoder, encode_basestring
-
-    if c_make_encoder is None:  # no C accelerator: the standard way
-        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys,
-    # allow_nan): what JSONEncoder(ensure_ascii=False, separators=(",", ":")) passes.
-    default = json.JSONEncoder().default  # raises TypeError, as json.dumps does
-    encoder = c_make_encoder({}, default, encode_basestring, None, ":", ",", False, False, True)
-    return lambda value: "".join(encoder(value, 0))
-
-
-_encode = _compact_encoder()
+# A value other than a string, None, a boolean or an integer (none of the bulk commands' results
+# has one today) is encoded by json itself, as eset2fa.output writes each item of a long list.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def row_encoder(fields: tuple[str, ...]):
